@@ -1,0 +1,13 @@
+//! The single source of truth of music-analytics' data contracts: the raw eventsim
+//! events, the star schema, surrogate keys, and the DDL generated from them.
+//!
+//! This crate depends on no other crate of the workspace and does no IO.
+
+pub mod codegen;
+pub mod error;
+pub mod keys;
+pub mod raw;
+pub mod schema;
+pub mod time;
+
+pub use error::{Classify, ErrorClass};

@@ -1,0 +1,98 @@
+//! DuckDB renderings of the tables: the DDL of the embedded warehouse file.
+
+use std::fmt::Write as _;
+
+use super::{ColumnType, TABLES, Table};
+
+/// The DuckDB type of a column type.
+pub fn sql_type(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Int64 => "BIGINT",
+        ColumnType::Float64 => "DOUBLE",
+        ColumnType::Bool => "BOOLEAN",
+        ColumnType::String => "VARCHAR",
+        ColumnType::Bytes => "BLOB",
+        ColumnType::Timestamp => "TIMESTAMPTZ",
+        ColumnType::Date => "DATE",
+    }
+}
+
+/// `CREATE TABLE IF NOT EXISTS` and the comments of one table. The primary key is
+/// declared so that loads can use `INSERT … ON CONFLICT DO NOTHING`.
+pub fn create_table(table: &Table) -> String {
+    let mut sql = format!("CREATE TABLE IF NOT EXISTS \"{}\" (\n", table.name);
+    for column in table.columns {
+        let not_null = if column.nullable { "" } else { " NOT NULL" };
+        let _ = writeln!(
+            sql,
+            "  \"{}\" {}{not_null},",
+            column.name,
+            sql_type(column.ty)
+        );
+    }
+    let key: Vec<String> = table
+        .primary_key
+        .iter()
+        .map(|name| format!("\"{name}\""))
+        .collect();
+    let _ = write!(sql, "  PRIMARY KEY ({})\n);", key.join(", "));
+    let _ = write!(
+        sql,
+        "\nCOMMENT ON TABLE \"{}\" IS {};",
+        table.name,
+        string_literal(table.description)
+    );
+    for column in table.columns {
+        let _ = write!(
+            sql,
+            "\nCOMMENT ON COLUMN \"{}\".\"{}\" IS {};",
+            table.name,
+            column.name,
+            string_literal(column.description)
+        );
+    }
+    sql
+}
+
+/// The DDL of every table, as one script.
+pub fn schema_script() -> String {
+    let mut sql = String::from(super::GENERATED_HEADER);
+    sql.push_str("-- DuckDB: the embedded warehouse.\n");
+    for table in TABLES {
+        sql.push('\n');
+        sql.push_str(&create_table(table));
+        sql.push('\n');
+    }
+    sql
+}
+
+/// A SQL single-quoted string literal.
+fn string_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::EVENT_SESSION_BRIDGE;
+
+    #[test]
+    fn bridge_ddl_has_composite_key_and_comments() {
+        assert_eq!(
+            create_table(&EVENT_SESSION_BRIDGE),
+            r#"CREATE TABLE IF NOT EXISTS "event_session_bridge" (
+  "session_key" BIGINT NOT NULL,
+  "event_key" BIGINT NOT NULL,
+  PRIMARY KEY ("session_key", "event_key")
+);
+COMMENT ON TABLE "event_session_bridge" IS 'Which events belong to which session.';
+COMMENT ON COLUMN "event_session_bridge"."session_key" IS 'Session key: FARM_FINGERPRINT of session_dim, session_id and user_id (\N for guests).';
+COMMENT ON COLUMN "event_session_bridge"."event_key" IS 'Event key: FARM_FINGERPRINT of event_dim, session_id, item_in_session and ts in epoch milliseconds.';"#
+        );
+    }
+
+    #[test]
+    fn quotes_in_comments_are_doubled() {
+        assert_eq!(string_literal("it's"), "'it''s'");
+    }
+}

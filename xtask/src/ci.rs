@@ -1,0 +1,109 @@
+//! `cargo xtask ci`: every check CI runs, in order, each step timed and named on failure.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use xshell::{Shell, cmd};
+
+use crate::project_root;
+
+pub fn run() -> Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let started = Instant::now();
+
+    ensure_prerequisites(&sh, &cargo)?;
+
+    let total = Step::ALL.len();
+    for (i, step) in Step::ALL.into_iter().enumerate() {
+        let name = step.name();
+        println!("\nci [{}/{total}] {name}", i + 1);
+        let step_started = Instant::now();
+        step.run(&sh, &cargo)
+            .with_context(|| format!("ci step `{name}` failed; its output is above"))?;
+        println!(
+            "ci [{}/{total}] {name} passed in {:.0?}",
+            i + 1,
+            step_started.elapsed()
+        );
+    }
+    println!(
+        "\nci: all {total} steps passed in {:.0?}",
+        started.elapsed()
+    );
+    Ok(())
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    Fmt,
+    Clippy,
+    Codegen,
+    Test,
+}
+
+impl Step {
+    const ALL: [Step; 4] = [Step::Fmt, Step::Clippy, Step::Codegen, Step::Test];
+
+    fn name(self) -> &'static str {
+        match self {
+            Step::Fmt => "fmt",
+            Step::Clippy => "clippy",
+            Step::Codegen => "codegen --check",
+            Step::Test => "test",
+        }
+    }
+
+    fn run(self, sh: &Shell, cargo: &str) -> Result<()> {
+        match self {
+            Step::Fmt => cmd!(sh, "{cargo} fmt --all --check").run()?,
+            Step::Clippy => cmd!(
+                sh,
+                "{cargo} clippy --workspace --all-targets --locked -- -D warnings"
+            )
+            .run()?,
+            Step::Codegen => crate::codegen::run(true)?,
+            Step::Test => cmd!(sh, "{cargo} test --workspace --locked").run()?,
+        }
+        Ok(())
+    }
+}
+
+/// Installs what the checks need and a fresh machine may lack: the rustfmt and clippy
+/// components, and a C++ compiler for DuckDB's bundled build.
+fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
+    for (component, subcommand) in [("rustfmt", "fmt"), ("clippy", "clippy")] {
+        let probe = cmd!(sh, "{cargo} {subcommand} --version")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr();
+        if probe.run().is_err() {
+            println!("ci: installing the {component} component");
+            cmd!(sh, "rustup component add {component}")
+                .run()
+                .with_context(|| {
+                    format!("installing {component}: rustup component add {component}")
+                })?;
+        }
+    }
+    if cmd!(sh, "c++ --version")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run()
+        .is_err()
+    {
+        println!("ci: installing a C++ compiler (g++) for DuckDB");
+        if cmd!(sh, "id -u").quiet().read()? != "0" {
+            bail!("no C++ compiler found; install g++ (DuckDB is built from source)");
+        }
+        cmd!(sh, "apt-get update -q")
+            .run()
+            .context("apt-get update")?;
+        cmd!(sh, "apt-get install -y -q g++")
+            .run()
+            .context("apt-get install g++")?;
+    }
+    Ok(())
+}

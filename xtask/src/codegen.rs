@@ -1,0 +1,81 @@
+//! `cargo xtask codegen`: writes, or with `--check` verifies, the files that
+//! `warehouse::codegen` renders.
+
+use std::fs;
+
+use anyhow::{Context, Result, bail};
+
+use crate::project_root;
+
+pub fn run(check: bool) -> Result<()> {
+    let dir = project_root().join("warehouse/ddl");
+    let files = warehouse::codegen::generated_files();
+    let mut stale = Vec::new();
+    for file in &files {
+        let path = dir.join(&file.path);
+        let current = fs::read_to_string(&path).ok();
+        if current.as_deref() == Some(file.contents.as_str()) {
+            continue;
+        }
+        if check {
+            stale.push(file.path.clone());
+            continue;
+        }
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        fs::write(&path, &file.contents).with_context(|| format!("writing {}", path.display()))?;
+        println!("codegen: wrote warehouse/ddl/{}", file.path);
+    }
+    let extra = unexpected_files(&dir, &files)?;
+    if check {
+        if !stale.is_empty() || !extra.is_empty() {
+            bail!(
+                "generated files are stale: {}{}\nrun `cargo xtask codegen` and commit the result",
+                stale.join(", "),
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("; not generated: {}", extra.join(", "))
+                }
+            );
+        }
+        println!("codegen: {} files up to date", files.len());
+    } else {
+        for path in extra {
+            fs::remove_file(dir.join(&path)).with_context(|| format!("removing {path}"))?;
+            println!("codegen: removed warehouse/ddl/{path}");
+        }
+    }
+    Ok(())
+}
+
+/// Files under the generated folder that codegen does not produce, such as the schema
+/// of a table that was dropped.
+fn unexpected_files(
+    dir: &std::path::Path,
+    files: &[warehouse::codegen::GeneratedFile],
+) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry
+                .with_context(|| format!("listing {}", folder.display()))?
+                .path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                let relative = relative.to_string_lossy().replace('\\', "/");
+                if !files.iter().any(|f| f.path == relative) {
+                    found.push(relative);
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
