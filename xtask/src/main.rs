@@ -5,6 +5,7 @@ mod codegen;
 mod tidy;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use lexopt::ValueExt as _;
@@ -20,7 +21,22 @@ Commands:
   help                This text.
 ";
 
-fn main() -> Result<()> {
+fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain of contexts, one line each, without a backtrace: the failing
+            // step's own output is already on the terminal above.
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let mut args = lexopt::Parser::from_env();
     let command = match args.next().context("reading the command line")? {
         Some(lexopt::Arg::Value(command)) => command.string()?,
