@@ -50,15 +50,23 @@ fn listen_record_parses_to_its_values() {
         ("Kings Of Leon", "Use Somebody", 230.47791)
     );
     assert_eq!(
-        (e.ts, e.session_id, e.item_in_session),
+        (
+            e.context.ts,
+            e.context.session_id,
+            e.context.item_in_session
+        ),
         (1_700_000_012_345, 1234, 7)
     );
-    assert_eq!((e.auth, e.level), (Auth::LoggedIn, Level::Paid));
+    assert_eq!((e.auth, e.context.level), (Auth::LoggedIn, Level::Paid));
     assert_eq!(
-        (&*e.location.zip, e.location.lon, e.location.lat),
+        (
+            &*e.context.location.zip,
+            e.context.location.lon,
+            e.context.location.lat
+        ),
         ("33602", -82.45843, 27.9506)
     );
-    assert!(e.user_agent.starts_with("\"Mozilla/5.0 (Windows"));
+    assert!(e.context.user_agent.starts_with("\"Mozilla/5.0 (Windows"));
     assert_eq!(
         (e.user.user_id, &*e.user.first_name, e.user.registration),
         (77, "Lily", 1_699_000_000_000)

@@ -13,7 +13,9 @@ mod write;
 
 use std::borrow::Cow;
 
-pub use events::{AuthEvent, ListenEvent, PageViewEvent, RawEvent, StatusChangeEvent};
+pub use events::{
+    AuthEvent, EventContext, ListenEvent, PageViewEvent, RawEvent, StatusChangeEvent,
+};
 pub use reject::{RejectReason, Rejection};
 
 /// The largest record accepted, in bytes. eventsim's records are under 1 KiB; anything
