@@ -71,7 +71,8 @@ impl Step {
 }
 
 /// Installs what the checks need and a fresh machine may lack: the rustfmt and clippy
-/// components, and a C++ compiler for DuckDB's bundled build.
+/// components, a C++ compiler for DuckDB's bundled build, and Java with Maven for the
+/// Kafka broker.
 fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
     for (component, subcommand) in [("rustfmt", "fmt"), ("clippy", "clippy")] {
         let probe = cmd!(sh, "{cargo} {subcommand} --version")
@@ -87,23 +88,45 @@ fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
                 })?;
         }
     }
-    if cmd!(sh, "c++ --version")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run()
-        .is_err()
-    {
-        println!("ci: installing a C++ compiler (g++) for DuckDB");
+    // Each tool the tests need, the Debian package that provides it, and why.
+    let tools = [
+        ("c++", "--version", "g++", "DuckDB is built from source"),
+        (
+            "java",
+            "-version",
+            "openjdk-17-jdk-headless",
+            "the Kafka broker runs on it",
+        ),
+        (
+            "mvn",
+            "--version",
+            "maven",
+            "it fetches the Kafka broker's jars",
+        ),
+    ];
+    let mut missing = Vec::new();
+    for (tool, flag, package, why) in tools {
+        if cmd!(sh, "{tool} {flag}")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()
+            .is_err()
+        {
+            println!("ci: {tool} is missing ({why}); installing {package}");
+            missing.push(package);
+        }
+    }
+    if !missing.is_empty() {
         if cmd!(sh, "id -u").quiet().read()? != "0" {
-            bail!("no C++ compiler found; install g++ (DuckDB is built from source)");
+            bail!("missing packages {missing:?}: install them, or run as root to let ci do it");
         }
         cmd!(sh, "apt-get update -q")
             .run()
             .context("apt-get update")?;
-        cmd!(sh, "apt-get install -y -q g++")
+        cmd!(sh, "apt-get install -y -q {missing...}")
             .run()
-            .context("apt-get install g++")?;
+            .context("apt-get install")?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod ci;
 mod codegen;
+mod kafka;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,13 @@ cargo xtask <command>
 Commands:
   codegen [--check]   Write the generated DDL and schemas under warehouse/ddl/;
                       with --check, fail instead if any of them is stale.
+  kafka start|stop|status [--port N] [--state-dir DIR]
+                      A real single-node Kafka broker (KRaft) on 127.0.0.1, from
+                      Maven Central's jars (fetched once). Default port 9092; the
+                      controller listens on the next port.
+  kafka topics [--port N] -- ARGS...
+                      Kafka's own topic tool against that broker, for example
+                      `cargo xtask kafka topics -- --list`.
   ci                  Every check CI runs: fmt, clippy, codegen --check, all tests.
                       Installs missing toolchain components first.
   help                This text.
@@ -56,6 +64,32 @@ fn run() -> Result<()> {
                 }
             }
             codegen::run(check)
+        }
+        "kafka" => {
+            let action = match args.next()? {
+                Some(lexopt::Arg::Value(action)) => action.string()?,
+                _ => bail!("kafka: expected start, stop or status"),
+            };
+            let (mut port, mut state_dir, mut rest) = (None, None, Vec::new());
+            while let Some(arg) = args.next()? {
+                match arg {
+                    lexopt::Arg::Long("port") => port = Some(args.value()?.parse()?),
+                    lexopt::Arg::Long("state-dir") => state_dir = Some(args.value()?.into()),
+                    // Everything after `--` goes to Kafka's topic tool.
+                    lexopt::Arg::Value(value) if action == "topics" => rest.push(value.string()?),
+                    other => bail!("kafka: {}", other.unexpected()),
+                }
+            }
+            let broker = kafka::Broker::new(port, state_dir);
+            match action.as_str() {
+                "start" => broker.start(),
+                "stop" => broker.stop(),
+                "status" => broker.status(),
+                "topics" => broker.topics_command(&rest),
+                other => {
+                    bail!("kafka: unknown action `{other}`; expected start, stop, status or topics")
+                }
+            }
         }
         "ci" => {
             no_more_args(&mut args, "ci")?;
