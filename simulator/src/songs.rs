@@ -1,0 +1,258 @@
+//! Song catalogues in eventsim's `listen_counts.txt` format (plain or gzipped): one song
+//! a line, `trackId`, artist, title, duration in seconds and play count, tab-separated.
+//! Songs are drawn in proportion to their play count, which gives the long tail.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use warehouse::{Classify, ErrorClass};
+
+/// A catalogue that cannot be used, with the line at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogueError {
+    #[error("cannot read song catalogue {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("song catalogue {file}, line {line}: {message}")]
+    Line {
+        file: String,
+        line: usize,
+        message: String,
+    },
+    #[error("song catalogue {file}: {message}")]
+    Empty { file: String, message: &'static str },
+}
+
+impl Classify for CatalogueError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            CatalogueError::Read { .. } => ErrorClass::Retryable,
+            CatalogueError::Line { .. } | CatalogueError::Empty { .. } => ErrorClass::BadData,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CatalogueSong {
+    pub track_id: String,
+    pub artist: String,
+    pub title: String,
+    /// Seconds.
+    pub duration: f64,
+    pub count: u64,
+}
+
+/// Songs and the running total of their counts, for drawing by popularity.
+#[derive(Clone, Debug)]
+pub struct Catalogue {
+    songs: Vec<CatalogueSong>,
+    cumulative: Vec<u64>,
+}
+
+impl Catalogue {
+    /// Reads a catalogue file; gzip is recognised by its magic bytes, not its name.
+    pub fn load(path: &Path) -> Result<Catalogue, CatalogueError> {
+        let file = path.display().to_string();
+        let read_error = |source| CatalogueError::Read {
+            file: file.clone(),
+            source,
+        };
+        let mut reader = BufReader::new(std::fs::File::open(path).map_err(read_error)?);
+        let gzipped = reader
+            .fill_buf()
+            .map_err(read_error)?
+            .starts_with(&[0x1f, 0x8b]);
+        if gzipped {
+            Catalogue::parse(
+                &file,
+                BufReader::new(flate2::bufread::GzDecoder::new(reader)),
+            )
+        } else {
+            Catalogue::parse(&file, reader)
+        }
+    }
+
+    /// Parses a catalogue; `file` names it in errors.
+    pub fn parse(file: &str, reader: impl Read) -> Result<Catalogue, CatalogueError> {
+        let mut reader = BufReader::new(reader);
+        let mut songs = Vec::new();
+        let mut buffer = Vec::new();
+        let mut line = 0;
+        loop {
+            buffer.clear();
+            let read =
+                reader
+                    .read_until(b'\n', &mut buffer)
+                    .map_err(|source| CatalogueError::Read {
+                        file: file.to_owned(),
+                        source,
+                    })?;
+            if read == 0 {
+                break;
+            }
+            line += 1;
+            let text = std::str::from_utf8(&buffer).map_err(|_| CatalogueError::Line {
+                file: file.to_owned(),
+                line,
+                message: "not UTF-8".to_owned(),
+            })?;
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.is_empty() {
+                continue;
+            }
+            let song = parse_line(text).map_err(|message| CatalogueError::Line {
+                file: file.to_owned(),
+                line,
+                message,
+            })?;
+            songs.push(song);
+        }
+        Catalogue::new(file, songs)
+    }
+
+    fn new(file: &str, songs: Vec<CatalogueSong>) -> Result<Catalogue, CatalogueError> {
+        if songs.is_empty() {
+            return Err(CatalogueError::Empty {
+                file: file.to_owned(),
+                message: "has no songs",
+            });
+        }
+        let mut total = 0u64;
+        let cumulative: Vec<u64> = songs
+            .iter()
+            .map(|song| {
+                total = total.saturating_add(song.count);
+                total
+            })
+            .collect();
+        if total == 0 {
+            return Err(CatalogueError::Empty {
+                file: file.to_owned(),
+                message: "every song has a count of 0, so none can be drawn",
+            });
+        }
+        Ok(Catalogue { songs, cumulative })
+    }
+
+    pub fn len(&self) -> usize {
+        self.songs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.songs.is_empty()
+    }
+
+    pub fn songs(&self) -> &[CatalogueSong] {
+        &self.songs
+    }
+
+    /// The song drawn for `u`, uniform in [0, 1): each song's chance is its count over
+    /// the total.
+    pub fn pick(&self, u: f64) -> &CatalogueSong {
+        let total = self.cumulative.last().copied().unwrap_or(0);
+        // Truncation keeps the target below the total for every u below 1.
+        let target = ((u * total as f64) as u64).min(total.saturating_sub(1));
+        let i = self.cumulative.partition_point(|&c| c <= target);
+        &self.songs[i.min(self.songs.len() - 1)]
+    }
+}
+
+fn parse_line(text: &str) -> Result<CatalogueSong, String> {
+    let fields: Vec<&str> = text.split('\t').collect();
+    let [track_id, artist, title, duration, count] = fields[..] else {
+        return Err(format!(
+            "expected 5 tab-separated fields (trackId, artist, title, duration, count), found {}",
+            fields.len()
+        ));
+    };
+    if artist.trim().is_empty() || title.trim().is_empty() {
+        return Err("artist and title must not be empty".to_owned());
+    }
+    let duration: f64 = duration
+        .trim()
+        .parse()
+        .ok()
+        .filter(|d: &f64| d.is_finite() && *d > 0.0 && *d <= warehouse::raw::MAX_SONG_SECONDS)
+        .ok_or_else(|| {
+            format!("duration {duration:?} is not a number of seconds above 0 and up to a day")
+        })?;
+    let count: u64 = count
+        .trim()
+        .parse()
+        .map_err(|_| format!("count {count:?} is not a whole number of 0 or more"))?;
+    Ok(CatalogueSong {
+        track_id: track_id.to_owned(),
+        artist: artist.to_owned(),
+        title: title.to_owned(),
+        duration,
+        count,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue(text: &str) -> Result<Catalogue, CatalogueError> {
+        Catalogue::parse("test.txt", text.as_bytes())
+    }
+
+    fn line_error(text: &str) -> (usize, String) {
+        match catalogue(text) {
+            Err(CatalogueError::Line { line, message, .. }) => (line, message),
+            other => panic!("expected a line error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn songs_are_drawn_in_proportion_to_their_counts() {
+        let songs =
+            catalogue("A\tX\tOne\t100.5\t1\nB\tY\tTwo\t200\t3\n\nC\tZ\tThree\t300\t0\n").unwrap();
+        assert_eq!(songs.len(), 3);
+        let draws = 4000;
+        let twos = (0..draws)
+            .filter(|i| songs.pick(f64::from(*i) / f64::from(draws)).title == "Two")
+            .count();
+        assert_eq!(twos, 3000, "three quarters of a uniform sweep");
+        assert!((0..draws).all(|i| songs.pick(f64::from(i) / f64::from(draws)).title != "Three"));
+        assert_eq!(songs.pick(0.999_999_999).title, "Two");
+    }
+
+    #[test]
+    fn malformed_lines_name_their_line_and_problem() {
+        let (line, message) = line_error("A\tX\tOne\t100\t1\nB\tY\tTwo\t200\n");
+        assert_eq!(line, 2);
+        assert!(
+            message.contains("expected 5 tab-separated fields"),
+            "{message}"
+        );
+        assert!(
+            line_error("A\tX\tOne\tlong\t1")
+                .1
+                .contains("duration \"long\"")
+        );
+        assert!(line_error("A\tX\tOne\t-3\t1").1.contains("duration"));
+        assert!(line_error("A\tX\tOne\t3\t-1").1.contains("count \"-1\""));
+        assert!(
+            line_error("A\t \tOne\t3\t1")
+                .1
+                .contains("must not be empty")
+        );
+        let invalid = Catalogue::parse("bad", &b"A\tX\t\xff\t3\t1\n"[..]);
+        assert!(
+            matches!(invalid, Err(CatalogueError::Line { line: 1, .. })),
+            "{invalid:?}"
+        );
+    }
+
+    #[test]
+    fn catalogues_without_drawable_songs_are_refused() {
+        assert!(matches!(catalogue(""), Err(CatalogueError::Empty { .. })));
+        assert!(matches!(
+            catalogue("A\tX\tOne\t3\t0\n"),
+            Err(CatalogueError::Empty { .. })
+        ));
+    }
+}
