@@ -251,35 +251,17 @@ impl EventsimConfig {
                 show_user_details.insert(auth, entry.show);
             }
         }
-        let levels: Vec<(Level, f64)> = self
-            .levels
-            .iter()
-            .enumerate()
-            .filter_map(|(i, entry)| {
-                let level = problems.level(&format!("levels[{i}].level"), &entry.level);
-                let weight = problems.weight(&format!("levels[{i}].weight"), entry.weight);
-                Some((level?, weight?))
-            })
-            .collect();
-        problems.check(
-            levels.iter().any(|(_, w)| *w > 0.0),
+        let levels = problems.weighted(
             "levels",
-            "needs a positive weight",
+            "level",
+            self.levels.iter().map(|e| (e.level.as_str(), e.weight)),
+            Problems::level,
         );
-        let auths: Vec<(Auth, f64)> = self
-            .auths
-            .iter()
-            .enumerate()
-            .filter_map(|(i, entry)| {
-                let auth = problems.auth(&format!("auths[{i}].auth"), &entry.auth);
-                let weight = problems.weight(&format!("auths[{i}].weight"), entry.weight);
-                Some((auth?, weight?))
-            })
-            .collect();
-        problems.check(
-            auths.iter().any(|(_, w)| *w > 0.0),
+        let auths = problems.weighted(
             "auths",
-            "needs a positive weight",
+            "auth",
+            self.auths.iter().map(|e| (e.auth.as_str(), e.weight)),
+            Problems::auth,
         );
 
         let mut states = StateTable::default();
@@ -552,6 +534,30 @@ impl Problems {
             );
         }
         level
+    }
+
+    /// A list of `{"<key>": name, "weight": w}` entries, of which some weight is positive.
+    fn weighted<'a, T>(
+        &mut self,
+        list: &str,
+        key: &str,
+        entries: impl Iterator<Item = (&'a str, f64)>,
+        parse: fn(&mut Problems, &str, &str) -> Option<T>,
+    ) -> Vec<(T, f64)> {
+        let parsed: Vec<(T, f64)> = entries
+            .enumerate()
+            .filter_map(|(i, (name, weight))| {
+                let value = parse(self, &format!("{list}[{i}].{key}"), name);
+                let weight = self.weight(&format!("{list}[{i}].weight"), weight);
+                Some((value?, weight?))
+            })
+            .collect();
+        self.check(
+            parsed.iter().any(|(_, w)| *w > 0.0),
+            list,
+            "needs a positive weight",
+        );
+        parsed
     }
 
     fn weight(&mut self, path: &str, weight: f64) -> Option<f64> {
