@@ -56,15 +56,15 @@ impl Step {
     }
 
     fn run(self, sh: &Shell, cargo: &str) -> Result<()> {
+        let cargo_step = |args: &str| {
+            let args = args.split_whitespace();
+            crate::nested_cargo(cmd!(sh, "{cargo} {args...}")).run()
+        };
         match self {
-            Step::Fmt => cmd!(sh, "{cargo} fmt --all --check").run()?,
-            Step::Clippy => cmd!(
-                sh,
-                "{cargo} clippy --workspace --all-targets --locked -- -D warnings"
-            )
-            .run()?,
+            Step::Fmt => cargo_step("fmt --all --check")?,
+            Step::Clippy => cargo_step("clippy --workspace --all-targets --locked -- -D warnings")?,
             Step::Codegen => crate::codegen::run(true)?,
-            Step::Test => cmd!(sh, "{cargo} test --workspace --locked").run()?,
+            Step::Test => cargo_step("test --workspace --locked")?,
         }
         Ok(())
     }

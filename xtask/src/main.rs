@@ -110,6 +110,29 @@ fn no_more_args(args: &mut lexopt::Parser, command: &str) -> Result<()> {
     }
 }
 
+/// A cargo command without the variables `cargo run` gave xtask about its own package
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, …). A nested cargo would inherit them, and
+/// build scripts that watch them (ring's does) would see a change whenever the
+/// checkout's folder changes, then rebuild everything after them, DuckDB's C++ included.
+fn nested_cargo(mut cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
+    for (key, _) in std::env::vars_os() {
+        let Some(name) = key.to_str() else { continue };
+        let per_package = [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+            || name == "CARGO_PRIMARY_PACKAGE";
+        if per_package {
+            cmd = cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
 /// The repository's root, found from this crate's location rather than the working
 /// directory, so `cargo xtask` works from any folder of the checkout.
 fn project_root() -> PathBuf {
@@ -117,4 +140,25 @@ fn project_root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nested_cargo_does_not_inherit_this_packages_variables() {
+        // `cargo test` gives this process the same per-package variables as `cargo run`.
+        assert!(std::env::var_os("CARGO_MANIFEST_DIR").is_some());
+        assert!(std::env::var_os("CARGO_PKG_NAME").is_some());
+        let sh = xshell::Shell::new().unwrap();
+        let env = super::nested_cargo(xshell::cmd!(sh, "env")).read().unwrap();
+        let leaked: Vec<&str> = env
+            .lines()
+            .filter(|line| line.starts_with("CARGO_MANIFEST_") || line.starts_with("CARGO_PKG_"))
+            .collect();
+        assert!(leaked.is_empty(), "{leaked:?}");
+        assert!(
+            env.lines().any(|line| line.starts_with("PATH=")),
+            "other variables stay"
+        );
+    }
 }
