@@ -187,12 +187,9 @@ impl EventsimConfig {
     /// Checks every value and builds the transition model, listing all problems found.
     pub fn compile(&self) -> Result<SiteModel, Vec<Problem>> {
         let mut problems = Problems::default();
-        for (path, value, min) in [
-            ("alpha", self.alpha, f64::MIN_POSITIVE),
-            ("beta", self.beta, f64::MIN_POSITIVE),
-        ] {
+        for (path, value) in [("alpha", self.alpha), ("beta", self.beta)] {
             problems.check(
-                value.is_finite() && value >= min,
+                value.is_finite() && value > 0.0,
                 path,
                 "must be a positive number of seconds",
             );
@@ -265,7 +262,7 @@ impl EventsimConfig {
         );
 
         let mut states = StateTable::default();
-        let mut new_session = Vec::new();
+        let mut new_session: HashMap<(Auth, Level), Vec<(StateId, f64)>> = HashMap::new();
         for (i, entry) in self.new_session.iter().enumerate() {
             let spec = StateSpec {
                 page: entry.page.clone(),
@@ -278,11 +275,15 @@ impl EventsimConfig {
             let state = states.intern(&mut problems, &path, &spec);
             let weight = problems.weight(&format!("{path}.weight"), entry.weight);
             if let (Some(state), Some(weight)) = (state, weight) {
-                new_session.push((state, weight));
+                let s = &states.states[state.index()];
+                new_session
+                    .entry((s.auth, s.level))
+                    .or_default()
+                    .push((state, weight));
             }
         }
         problems.check(
-            new_session.iter().any(|(_, w)| *w > 0.0),
+            new_session.values().flatten().any(|(_, w)| *w > 0.0),
             "new-session",
             "needs a page with a positive weight",
         );
@@ -322,19 +323,12 @@ impl EventsimConfig {
                     &paths.join(", "),
                     format!(
                         "probabilities out of state {} sum to {total}, above 1",
-                        states.states[source.0 as usize]
+                        states.states[source.index()]
                     ),
                 );
                 continue;
             }
-            let mut cumulative = 0.0;
-            next[source.0 as usize] = edges
-                .into_iter()
-                .map(|(dest, p, _)| {
-                    cumulative += p;
-                    (cumulative, dest)
-                })
-                .collect();
+            next[source.index()] = cumulative(edges.into_iter().map(|(dest, p, _)| (dest, p)));
         }
 
         if !problems.0.is_empty() {
@@ -343,7 +337,10 @@ impl EventsimConfig {
         Ok(SiteModel {
             states: states.states,
             next,
-            new_session,
+            new_session: new_session
+                .into_iter()
+                .map(|(pair, entries)| (pair, cumulative(entries)))
+                .collect(),
             show_user_details,
             levels,
             auths,
@@ -395,7 +392,8 @@ pub struct SiteModel {
     pub states: Vec<State>,
     /// Per state, the cumulative probability and destination of each transition.
     next: Vec<Vec<(f64, StateId)>>,
-    new_session: Vec<(StateId, f64)>,
+    /// Per auth and level, the cumulative weight and state of each first page.
+    new_session: HashMap<(Auth, Level), Vec<(f64, StateId)>>,
     pub show_user_details: HashMap<Auth, bool>,
     pub levels: Vec<(Level, f64)>,
     pub auths: Vec<(Auth, f64)>,
@@ -417,32 +415,16 @@ impl SiteModel {
     /// The state after `from`, given `u` drawn uniformly from [0, 1); `None` ends the
     /// session, which happens with whatever probability the transitions leave.
     pub fn next(&self, from: StateId, u: f64) -> Option<StateId> {
-        let edges = &self.next[from.0 as usize];
-        let i = edges.partition_point(|(cumulative, _)| *cumulative <= u);
-        edges.get(i).map(|(_, dest)| *dest)
+        draw(&self.next[from.index()], u)
     }
 
     /// The first state of a new session of a user in `auth` and `level`, weighted among
     /// the `new-session` entries for that pair; `None` when the config has none.
     pub fn first(&self, auth: Auth, level: Level, u: f64) -> Option<StateId> {
-        let candidates = || {
-            self.new_session.iter().filter(move |(id, w)| {
-                let state = self.state(*id);
-                state.auth == auth && state.level == level && *w > 0.0
-            })
-        };
-        let total: f64 = candidates().map(|(_, w)| w).sum();
-        let mut target = u * total;
-        let mut last = None;
-        for (id, weight) in candidates() {
-            if target < *weight {
-                return Some(*id);
-            }
-            target -= weight;
-            last = Some(*id);
-        }
-        // Rounding can leave `target` a hair above the last weight.
-        last
+        let table = self.new_session.get(&(auth, level))?;
+        let &(total, last) = table.last()?;
+        // Rounding can carry `u * total` up to the total itself: that is the last page.
+        draw(table, u * total).or(Some(last))
     }
 
     /// Whether events of users in this auth state carry their user details.
@@ -452,6 +434,26 @@ impl SiteModel {
             .copied()
             .unwrap_or(auth == Auth::LoggedIn)
     }
+}
+
+/// Running totals of the weights, dropping zero weights, so that one binary search
+/// draws an entry.
+fn cumulative(entries: impl IntoIterator<Item = (StateId, f64)>) -> Vec<(f64, StateId)> {
+    let mut total = 0.0;
+    entries
+        .into_iter()
+        .filter(|(_, weight)| *weight > 0.0)
+        .map(|(id, weight)| {
+            total += weight;
+            (total, id)
+        })
+        .collect()
+}
+
+/// The entry whose span of running totals holds `target`; `None` past the last one.
+fn draw(table: &[(f64, StateId)], target: f64) -> Option<StateId> {
+    let i = table.partition_point(|(total, _)| *total <= target);
+    table.get(i).map(|(_, id)| *id)
 }
 
 #[derive(Default)]
