@@ -2,7 +2,7 @@
 //! a line, `trackId`, artist, title, duration in seconds and play count, tab-separated.
 //! Songs are drawn in proportion to their play count, which gives the long tail.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
 use warehouse::{Classify, ErrorClass};
@@ -75,8 +75,7 @@ impl Catalogue {
     }
 
     /// Parses a catalogue; `file` names it in errors.
-    pub fn parse(file: &str, reader: impl Read) -> Result<Catalogue, CatalogueError> {
-        let mut reader = BufReader::new(reader);
+    pub fn parse(file: &str, mut reader: impl BufRead) -> Result<Catalogue, CatalogueError> {
         let mut songs = Vec::new();
         let mut buffer = Vec::new();
         let mut line = 0;
