@@ -326,6 +326,7 @@ pub fn ensure_jars() -> Result<PathBuf> {
         .args([
             "-q",
             "-B",
+            "-Dstyle.color=never",
             "dependency:copy-dependencies",
             "-DincludeScope=runtime",
             "-DoutputDirectory=libs",

@@ -68,7 +68,7 @@ fn run() -> Result<()> {
         "kafka" => {
             let action = match args.next()? {
                 Some(lexopt::Arg::Value(action)) => action.string()?,
-                _ => bail!("kafka: expected start, stop or status"),
+                _ => bail!("kafka: expected start, stop, status or topics"),
             };
             let (mut port, mut state_dir, mut rest) = (None, None, Vec::new());
             while let Some(arg) = args.next()? {
