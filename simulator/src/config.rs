@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use warehouse::raw::{Auth, Level};
 use warehouse::{Classify, ErrorClass};
 
@@ -65,25 +65,28 @@ impl fmt::Display for ProblemList<'_> {
 
 /// eventsim's config file, key for key. Unknown keys are errors, so a misspelt key
 /// cannot silently fall back to a default.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct EventsimConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     /// Mean seconds between events within a session.
     pub alpha: f64,
     /// Mean seconds between sessions.
     pub beta: f64,
-    /// Depth of the daily cycle: 0 is flat.
+    /// Depth of the daily cycle: the night-time dip in activity, 0 for none.
     pub damping: f64,
-    /// Share of weekday activity that remains at weekends.
+    /// Fraction by which activity drops at weekends.
     pub weekend_damping: f64,
-    /// Minutes before midnight at which the weekend damping starts to ramp.
+    /// Minutes before the weekend's midnights at which the ramp into (or out of) the
+    /// weekend damping starts.
     pub weekend_damping_offset: i64,
     /// Minutes the ramp into and out of the weekend takes.
     pub weekend_damping_scale: i64,
     /// Seconds of inactivity that end a session.
     pub session_gap: i64,
     /// The auth state in which a user has left for good.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub churned_state: Option<String>,
     pub show_user_details: Vec<ShowUserDetails>,
     pub levels: Vec<LevelWeight>,
@@ -97,30 +100,37 @@ pub struct EventsimConfig {
     pub downgrades: Vec<Transition>,
     pub transitions: Vec<Transition>,
     // Run options eventsim also reads from the file; command-line flags override them.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub start_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub end_date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub n_users: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_user_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub growth_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub attrition_rate: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ShowUserDetails {
     pub auth: String,
     pub show: bool,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct LevelWeight {
     pub level: String,
     pub weight: f64,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthWeight {
     pub auth: String,
@@ -128,7 +138,7 @@ pub struct AuthWeight {
 }
 
 /// A page a session may start on, for users of the given auth and level.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewSession {
     pub page: String,
@@ -139,7 +149,7 @@ pub struct NewSession {
     pub weight: f64,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Transition {
     pub source: StateSpec,
@@ -147,7 +157,7 @@ pub struct Transition {
     pub p: f64,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct StateSpec {
     pub page: String,

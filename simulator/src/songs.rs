@@ -1,11 +1,16 @@
 //! Song catalogues in eventsim's `listen_counts.txt` format (plain or gzipped): one song
 //! a line, `trackId`, artist, title, duration in seconds and play count, tab-separated.
-//! Songs are drawn in proportion to their play count, which gives the long tail.
+//! Songs are drawn in proportion to their play count, which gives the long tail. A
+//! built-in catalogue stands in when no file is given.
 
+use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 
+use fake::locales::{Data, EN};
 use warehouse::{Classify, ErrorClass};
+
+use crate::random::Stream;
 
 /// A catalogue that cannot be used, with the line at fault.
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +116,52 @@ impl Catalogue {
         Catalogue::new(file, songs)
     }
 
+    /// The catalogue used when no `--songs` file is given: 12,000 invented songs by
+    /// 2,400 invented artists, with durations spread log-normally around four minutes and
+    /// Zipf-like popularity (the song of rank r is played in proportion to r^-1.1), always
+    /// the same.
+    pub fn builtin() -> Catalogue {
+        const ARTISTS: usize = 2_400;
+        const SONGS: usize = 12_000;
+        let mut rng = Stream::new(BUILTIN_SEED, 0);
+        let mut artists: Vec<String> = Vec::with_capacity(ARTISTS);
+        let mut seen = HashSet::new();
+        while artists.len() < ARTISTS {
+            let name = invent_artist(&mut rng);
+            if seen.insert(name.clone()) {
+                artists.push(name);
+            }
+        }
+        // Ranks are shuffled so that popularity does not follow artist order.
+        let mut ranks: Vec<usize> = (1..=SONGS).collect();
+        for i in (1..ranks.len()).rev() {
+            ranks.swap(i, rng.below(i as u64 + 1) as usize);
+        }
+        let mut songs = Vec::with_capacity(SONGS);
+        let mut titles = HashSet::new();
+        while songs.len() < SONGS {
+            let artist = &artists[rng.below(ARTISTS as u64) as usize];
+            let title = invent_title(&mut rng);
+            if !titles.insert((artist.clone(), title.clone())) {
+                continue;
+            }
+            let duration = (240.0 * rng.log_normal_factor(0.3)).clamp(60.0, 900.0);
+            let rank = ranks[songs.len()] as f64;
+            songs.push(CatalogueSong {
+                track_id: format!("BUILTIN{:06}", songs.len()),
+                artist: artist.clone(),
+                title,
+                // Milliseconds are the finest precision events carry.
+                duration: libm::round(duration * 1000.0) / 1000.0,
+                count: libm::round(1_000_000.0 * libm::pow(rank, -1.1)).max(1.0) as u64,
+            });
+        }
+        match Catalogue::new("(built-in)", songs) {
+            Ok(catalogue) => catalogue,
+            Err(e) => unreachable!("the built-in catalogue has songs with counts: {e}"),
+        }
+    }
+
     fn new(file: &str, songs: Vec<CatalogueSong>) -> Result<Catalogue, CatalogueError> {
         if songs.is_empty() {
             return Err(CatalogueError::Empty {
@@ -150,11 +201,73 @@ impl Catalogue {
     /// The song drawn for `u`, uniform in [0, 1): each song's chance is its count over
     /// the total.
     pub fn pick(&self, u: f64) -> &CatalogueSong {
+        &self.songs[self.pick_index(u)]
+    }
+
+    /// The index in [`Catalogue::songs`] of the song [`Catalogue::pick`] draws.
+    pub fn pick_index(&self, u: f64) -> usize {
         let total = self.cumulative.last().copied().unwrap_or(0);
         // Truncation keeps the target below the total for every u below 1.
         let target = ((u * total as f64) as u64).min(total.saturating_sub(1));
         let i = self.cumulative.partition_point(|&c| c <= target);
-        &self.songs[i.min(self.songs.len() - 1)]
+        i.min(self.songs.len() - 1)
+    }
+}
+
+/// Seeds the built-in catalogue's stream; any fixed number would do.
+const BUILTIN_SEED: u64 = 0x5150_4e47;
+
+fn word<'a>(rng: &mut Stream, words: &[&'a str]) -> &'a str {
+    words[rng.below(words.len() as u64) as usize]
+}
+
+fn capitalised(word: &str) -> String {
+    let mut chars = word.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+fn invent_artist(rng: &mut Stream) -> String {
+    match rng.below(4) {
+        0 => format!(
+            "{} {}",
+            word(rng, EN::NAME_FIRST_NAME),
+            word(rng, EN::NAME_LAST_NAME)
+        ),
+        1 => format!("The {}s", capitalised(word(rng, EN::COMPANY_BS_NOUNS))),
+        2 => format!(
+            "{} {}",
+            capitalised(word(rng, EN::COMPANY_BS_ADJ)),
+            capitalised(word(rng, EN::COMPANY_BUZZWORD_TAIL))
+        ),
+        _ => format!(
+            "{} & the {}s",
+            word(rng, EN::NAME_FIRST_NAME),
+            capitalised(word(rng, EN::LOREM_WORD))
+        ),
+    }
+}
+
+fn invent_title(rng: &mut Stream) -> String {
+    match rng.below(3) {
+        0 => format!(
+            "{} {}",
+            capitalised(word(rng, EN::COMPANY_BS_VERBS)),
+            capitalised(word(rng, EN::COMPANY_BS_NOUNS))
+        ),
+        1 => format!(
+            "{} {} {}",
+            capitalised(word(rng, EN::LOREM_WORD)),
+            word(rng, EN::LOREM_WORD),
+            word(rng, EN::LOREM_WORD)
+        ),
+        _ => format!(
+            "{} for {}",
+            capitalised(word(rng, EN::COMPANY_BUZZWORD_HEAD)),
+            word(rng, EN::NAME_FIRST_NAME)
+        ),
     }
 }
 
