@@ -148,7 +148,13 @@ impl World {
     /// The first time from `earliest` on at which a user starts a session: candidates
     /// come at exponential gaps of mean `beta_ms` and are kept with the probability of
     /// the activity factor at the user's local time.
-    fn next_session_start(&self, rng: &mut Stream, place: u32, beta_ms: f64, earliest: i64) -> i64 {
+    pub fn next_session_start(
+        &self,
+        rng: &mut Stream,
+        place: u32,
+        beta_ms: f64,
+        earliest: i64,
+    ) -> i64 {
         let zone = self.places.get(place).zone;
         let mut t = earliest;
         for _ in 0..MAX_THINNING_ROUNDS {
@@ -472,12 +478,13 @@ fn step(world: &World, user: &mut User, ts: i64, out: &mut Batch) -> Next {
         song: Cow::Borrowed(s.title.as_str()),
         duration: s.duration,
     });
+    // Kafka keys: the user where the event names them, else the session.
     let key = if page.shows_user {
         raw_user.user_id
     } else {
         user.session_id
     };
-    let mut emit = |kind: EventKind, write: &dyn Fn(&mut Vec<u8>)| {
+    let mut emit = |kind: EventKind, key: i64, write: &dyn Fn(&mut Vec<u8>)| {
         write(&mut out.bytes);
         out.records.push(Record {
             ts,
@@ -489,7 +496,7 @@ fn step(world: &World, user: &mut User, ts: i64, out: &mut Batch) -> Next {
         });
         user.seq = user.seq.wrapping_add(1);
     };
-    emit(EventKind::PageView, &|buf| {
+    emit(EventKind::PageView, key, &|buf| {
         PageViewEvent {
             page: Cow::Borrowed(&state.page),
             auth: state.auth,
@@ -504,7 +511,7 @@ fn step(world: &World, user: &mut User, ts: i64, out: &mut Batch) -> Next {
     match page.role {
         Role::Song => {
             if let Some(song) = &raw_song {
-                emit(EventKind::Listen, &|buf| {
+                emit(EventKind::Listen, raw_user.user_id, &|buf| {
                     ListenEvent {
                         song: song.clone(),
                         auth: state.auth,
@@ -515,7 +522,7 @@ fn step(world: &World, user: &mut User, ts: i64, out: &mut Batch) -> Next {
                 });
             }
         }
-        Role::LevelChange => emit(EventKind::StatusChange, &|buf| {
+        Role::LevelChange => emit(EventKind::StatusChange, raw_user.user_id, &|buf| {
             StatusChangeEvent {
                 auth: state.auth,
                 context: context.clone(),
@@ -531,7 +538,12 @@ fn step(world: &World, user: &mut User, ts: i64, out: &mut Batch) -> Next {
             } else {
                 shown.clone()
             };
-            emit(EventKind::Auth, &|buf| {
+            let auth_key = if user_shown.is_some() {
+                raw_user.user_id
+            } else {
+                key
+            };
+            emit(EventKind::Auth, auth_key, &|buf| {
                 AuthEvent {
                     context: context.clone(),
                     user: user_shown.clone(),

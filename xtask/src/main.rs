@@ -2,7 +2,6 @@
 
 mod ci;
 mod codegen;
-mod kafka;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -10,6 +9,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use lexopt::ValueExt as _;
+use xtask::kafka;
 
 const HELP: &str = "\
 cargo xtask <command>
