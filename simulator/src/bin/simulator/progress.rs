@@ -141,8 +141,9 @@ pub fn print_summary(
     } else {
         "done".to_owned()
     };
+    let memory = peak_memory_mb().map_or(String::new(), |mb| format!("; peak memory {mb} MB"));
     eprintln!(
-        "simulator: {ending}: {} events, {:.1} MB in {:.1}s ({}/s); {} users, {} sessions",
+        "simulator: {ending}: {} events, {:.1} MB in {:.1}s ({}/s); {} users, {} sessions{memory}",
         thousands(counts.total_events()),
         counts.total_bytes() as f64 / 1e6,
         seconds,
@@ -165,6 +166,14 @@ pub fn print_summary(
             counts.bytes[slot] as f64 / 1e6,
         );
     }
+}
+
+/// The process's peak resident memory, where the system says (Linux's `VmHWM`).
+fn peak_memory_mb() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024)
 }
 
 /// 1234567 as `1,234,567`.
