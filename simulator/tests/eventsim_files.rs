@@ -4,25 +4,15 @@
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod common;
 
+use std::collections::HashMap;
+
+use common::shared;
 use serde_json::{Value, json};
 use simulator::config::{ConfigError, EventsimConfig};
 use simulator::songs::Catalogue;
 use warehouse::raw::{Auth, Level};
-
-fn shared(file: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/eventsim")
-        .join(file);
-    assert!(
-        path.exists(),
-        "{} is missing: the shared reference data lies beside the repository",
-        path.display()
-    );
-    path
-}
 
 fn example() -> Value {
     serde_json::from_str(&std::fs::read_to_string(shared("example-config.json")).unwrap()).unwrap()

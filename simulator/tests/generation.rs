@@ -6,11 +6,13 @@
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::AtomicBool;
 
+use common::shared;
 use simulator::clock::{DAY_MS, HOUR_MS, WEEK_MS, parse_date_time};
 use simulator::config::{EventsimConfig, SiteModel};
 use simulator::engine::{self, Options, Quiet, Summary};
@@ -20,18 +22,6 @@ use simulator::sinks::{Sink, SinkError};
 use simulator::songs::Catalogue;
 use simulator::world::{RunSpec, World};
 use warehouse::raw::{EventKind, RawEvent};
-
-fn shared(file: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/eventsim")
-        .join(file);
-    assert!(
-        path.exists(),
-        "{} is missing: the shared reference data lies beside the repository",
-        path.display()
-    );
-    path
-}
 
 fn example() -> &'static (EventsimConfig, SiteModel) {
     static EXAMPLE: OnceLock<(EventsimConfig, SiteModel)> = OnceLock::new();
@@ -62,9 +52,12 @@ fn world(users: u32, days: i64, seed: u64, growth_rate: f64) -> World {
     World::new(config, model.clone(), songs(), Places::us(), run).unwrap()
 }
 
+/// Events as written: kind, Kafka key and JSON.
+type Events = Vec<(EventKind, i64, Vec<u8>)>;
+
 /// Keeps every event in memory, in the order written.
 #[derive(Default)]
-struct Collect(Vec<(EventKind, i64, Vec<u8>)>);
+struct Collect(Events);
 
 impl Sink for Collect {
     fn write(&mut self, kind: EventKind, key: i64, json: &[u8]) -> Result<(), SinkError> {
@@ -77,7 +70,7 @@ impl Sink for Collect {
     }
 }
 
-fn run(world: &World, threads: usize) -> (Summary, Vec<(EventKind, i64, Vec<u8>)>) {
+fn run(world: &World, threads: usize) -> (Summary, Events) {
     let mut sink = Collect::default();
     let options = Options {
         threads,
@@ -96,8 +89,8 @@ fn run(world: &World, threads: usize) -> (Summary, Vec<(EventKind, i64, Vec<u8>)
 
 /// One week of 4,000 users and strong growth (so that guests register too), shared by
 /// the tests that inspect a run's events.
-fn week() -> &'static (Summary, Vec<(EventKind, i64, Vec<u8>)>) {
-    static WEEK: OnceLock<(Summary, Vec<(EventKind, i64, Vec<u8>)>)> = OnceLock::new();
+fn week() -> &'static (Summary, Events) {
+    static WEEK: OnceLock<(Summary, Events)> = OnceLock::new();
     WEEK.get_or_init(|| run(&world(4_000, 7, 11, 20.0), 2))
 }
 

@@ -7,8 +7,6 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
-use std::net::TcpListener;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,41 +14,16 @@ use rdkafka::Message;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use warehouse::raw::{EventKind, RawEvent};
-use xtask::kafka::Broker;
-
-/// Stops the test's broker however the test ends, so a failure leaks no process.
-struct StopOnDrop(Broker);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.stop();
-        let _ = std::fs::remove_dir_all(&self.0.state_dir);
-    }
-}
-
-/// Two free neighbouring ports: the broker's and the controller's.
-fn free_port_pair() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
+use xtask::kafka::ScratchBroker;
 
 const RUN: [&str; 7] = ["-n", "300", "-s", "2026-03-02", "-e", "2026-03-06", "-r"];
 
 #[test]
 fn events_reach_kafka_once_in_per_key_order_with_the_file_bytes() {
-    let port = free_port_pair();
-    let state: PathBuf = std::env::temp_dir().join(format!("simulator-kafka-{port}"));
-    let broker = StopOnDrop(Broker::new(Some(port), Some(state.clone())));
-    broker.0.start().unwrap();
-    let bootstrap = broker.0.bootstrap();
+    let scratch = ScratchBroker::start("simulator-test").unwrap();
+    let broker = scratch.broker();
+    let bootstrap = broker.bootstrap();
+    let state = &broker.state_dir;
 
     let files = state.join("files");
     let mut args = RUN.to_vec();

@@ -344,6 +344,49 @@ pub fn ensure_jars() -> Result<PathBuf> {
     Ok(libs)
 }
 
+/// A broker for one test: on free ports, with its own state folder under the system's
+/// temporary folder, stopped and removed when dropped however the test ends.
+#[derive(Debug)]
+pub struct ScratchBroker(Broker);
+
+impl ScratchBroker {
+    /// Starts a broker whose state folder is named after `name` and the port.
+    pub fn start(name: &str) -> Result<ScratchBroker> {
+        let port = free_port_pair();
+        let state_dir = std::env::temp_dir().join(format!("{name}-kafka-{port}"));
+        let _ = fs::remove_dir_all(&state_dir);
+        let scratch = ScratchBroker(Broker::new(Some(port), Some(state_dir)));
+        scratch.0.start()?;
+        Ok(scratch)
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.0
+    }
+}
+
+impl Drop for ScratchBroker {
+    fn drop(&mut self) {
+        let _ = self.0.stop();
+        let _ = fs::remove_dir_all(&self.0.state_dir);
+    }
+}
+
+/// Two free neighbouring ports on 127.0.0.1: a broker's and its controller's.
+pub fn free_port_pair() -> u16 {
+    loop {
+        let Ok(port) = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+        else {
+            continue;
+        };
+        if port < u16::MAX && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// `$XDG_CACHE_HOME/music-analytics`, or `~/.cache/music-analytics`.
 pub fn cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")

@@ -4,7 +4,6 @@
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -42,25 +41,11 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Two free neighbouring ports: the broker's and the controller's.
-fn free_port_pair() -> u16 {
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
-            return port;
-        }
-    }
-}
-
 #[test]
 fn broker_starts_keeps_topics_across_restart_and_stops() {
     let state = std::env::temp_dir().join(format!("xtask-kafka-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
-    let port = free_port_pair();
+    let port = xtask::kafka::free_port_pair();
     let _stop = StopOnDrop {
         state: state.clone(),
         port,
