@@ -582,3 +582,39 @@ fn step(world: &World, user: &mut User, ts: i64, out: &mut Batch) -> Next {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::DAY_MS;
+
+    fn world(attrition_rate: f64) -> World {
+        let config = crate::defaults::config();
+        let model = config.compile().unwrap();
+        let run = RunSpec {
+            seed: 2,
+            start_ms: 0,
+            end_ms: DAY_MS,
+            users: 1,
+            first_user_id: 1,
+            growth_rate: 0.0,
+            attrition_rate,
+        };
+        World::new(&config, model, Catalogue::builtin(), Places::us(), run).unwrap()
+    }
+
+    #[test]
+    fn attrition_takes_the_stated_fraction_of_users_within_a_year() {
+        for rate in [0.1, 0.5, 1.0] {
+            let world = world(rate);
+            let n = 20_000;
+            let gone = (0..n)
+                .filter(|&idx| User::new(&world, idx, None).leaves_at < YEAR_MS)
+                .count() as f64;
+            let share = gone / f64::from(n);
+            assert!((share - rate).abs() < 0.015, "rate {rate}: {share}");
+        }
+        let never = User::new(&world(0.0), 0, None);
+        assert_eq!(never.leaves_at, i64::MAX);
+    }
+}

@@ -176,6 +176,35 @@ fn no_event_precedes_its_users_registration_and_user_time_never_goes_back() {
 }
 
 #[test]
+fn a_user_who_reaches_the_churned_state_is_never_seen_again() {
+    let (_, events) = week();
+    let mut churned: HashMap<i64, i64> = HashMap::new();
+    let mut seen_after = Vec::new();
+    for (kind, _, json) in events {
+        let event = parsed(*kind, json);
+        let Some(user) = event.user() else {
+            continue;
+        };
+        if let Some(at) = churned.get(&user.user_id) {
+            seen_after.push((user.user_id, *at, event.context().ts));
+        }
+        if let RawEvent::PageView(view) = &event
+            && view.page == "Cancellation Confirmation"
+        {
+            churned.insert(user.user_id, view.context.ts);
+        }
+    }
+    assert!(
+        !churned.is_empty(),
+        "nobody cancelled, so nothing was tested"
+    );
+    assert!(
+        seen_after.is_empty(),
+        "(user, cancelled, seen): {seen_after:?}"
+    );
+}
+
+#[test]
 fn sessions_are_separated_by_at_least_the_session_gap() {
     let (config, _) = example();
     let gap_ms = config.session_gap * 1000;
