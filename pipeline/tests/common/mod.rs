@@ -1,0 +1,183 @@
+//! What the pipeline's integration tests share: simulated events laid out in Kafka
+//! partitions, and a model warehouse that applies outputs as the sinks do (upsert on
+//! each table's primary key) and renders every row as text for comparison.
+
+// Each test binary uses part of this module; a panic is how a test reports a failure.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use pipeline::transforms::arrow::record_batches;
+use pipeline::transforms::{Message, Output};
+use simulator::engine::{self, Options, Quiet};
+use simulator::population::Places;
+use simulator::sinks::{Sink, SinkError};
+use simulator::songs::Catalogue;
+use simulator::world::{RunSpec, World};
+use warehouse::raw::EventKind;
+use warehouse::schema::Table;
+
+/// One partition of one topic: its messages in offset order.
+#[derive(Clone, Debug)]
+pub struct Partition {
+    pub kind: EventKind,
+    pub topic: String,
+    pub partition: i32,
+    pub payloads: Vec<Vec<u8>>,
+}
+
+impl Partition {
+    pub fn message(&self, offset: usize) -> Message<'_> {
+        Message {
+            kind: self.kind,
+            topic: &self.topic,
+            partition: self.partition,
+            offset: offset as i64,
+            payload: &self.payloads[offset],
+        }
+    }
+}
+
+struct Collect(Vec<(EventKind, i64, Vec<u8>)>);
+
+impl Sink for Collect {
+    fn write(&mut self, kind: EventKind, key: i64, json: &[u8]) -> Result<(), SinkError> {
+        self.0.push((kind, key, json.to_vec()));
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// The simulator's events (built-in config, with frequent sessions, and built-in songs) in `partitions` partitions per
+/// topic, keyed as its Kafka output keys them.
+pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Partition> {
+    let mut config = simulator::defaults::config();
+    // Sessions every few hours rather than weekly, so that users have many of them and
+    // what crosses sessions (listen trails, level history) is exercised.
+    config.beta = 6.0 * 3600.0;
+    let model = config.compile().unwrap();
+    let start_ms = simulator::clock::parse_date_time("2026-01-05").unwrap();
+    let run = RunSpec {
+        seed,
+        start_ms,
+        end_ms: start_ms + days * simulator::clock::DAY_MS,
+        users,
+        first_user_id: 1,
+        growth_rate: 5.0,
+        attrition_rate: 0.0,
+    };
+    let world = World::new(&config, model, Catalogue::builtin(), Places::us(), run).unwrap();
+    let mut sink = Collect(Vec::new());
+    let options = Options {
+        threads: 2,
+        pacing: None,
+    };
+    engine::run(
+        &world,
+        &options,
+        &mut sink,
+        &AtomicBool::new(false),
+        &mut Quiet,
+    )
+    .unwrap();
+    let mut out: Vec<Partition> = EventKind::ALL
+        .iter()
+        .flat_map(|kind| {
+            (0..partitions).map(|p| Partition {
+                kind: *kind,
+                topic: kind.topic().to_owned(),
+                partition: p,
+                payloads: Vec::new(),
+            })
+        })
+        .collect();
+    for (kind, key, json) in sink.0 {
+        let slot = EventKind::ALL.iter().position(|k| *k == kind).unwrap();
+        let p = key.rem_euclid(i64::from(partitions)) as usize;
+        out[slot * partitions as usize + p].payloads.push(json);
+    }
+    out
+}
+
+/// Every table's rows by primary key, each rendered as `column=value` text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Warehouse {
+    pub tables: BTreeMap<&'static str, BTreeMap<String, String>>,
+}
+
+impl Warehouse {
+    /// Applies one output as a sink does: every row is an upsert on its primary key.
+    pub fn apply(&mut self, output: &Output) {
+        for (table, batch) in record_batches(&output.tables).unwrap() {
+            let rows = self.tables.entry(table.name).or_default();
+            for (key, row) in render(table, &batch) {
+                rows.insert(key, row);
+            }
+        }
+    }
+
+    pub fn rows(&self, table: &str) -> Vec<&String> {
+        self.tables
+            .get(table)
+            .map(|rows| rows.values().collect())
+            .unwrap_or_default()
+    }
+
+    /// The same warehouse without one table.
+    pub fn without(&self, table: &str) -> Warehouse {
+        let mut copy = self.clone();
+        copy.tables.remove(table);
+        copy
+    }
+}
+
+/// Each row of a batch as (primary key text, row text).
+pub fn render(table: &Table, batch: &RecordBatch) -> Vec<(String, String)> {
+    let schema = batch.schema();
+    (0..batch.num_rows())
+        .map(|row| {
+            let cell = |name: &str| {
+                let i = schema.index_of(name).unwrap();
+                value(batch.column(i).as_ref(), row)
+            };
+            let key: Vec<String> = table.primary_key.iter().map(|c| cell(c)).collect();
+            let text: Vec<String> = schema
+                .fields()
+                .iter()
+                .map(|f| format!("{}={}", f.name(), cell(f.name())))
+                .collect();
+            (key.join("|"), text.join(" "))
+        })
+        .collect()
+}
+
+fn value(array: &dyn Array, row: usize) -> String {
+    if array.is_null(row) {
+        return "NULL".to_owned();
+    }
+    match array.data_type() {
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(row).to_string(),
+        DataType::Float64 => array.as_primitive::<Float64Type>().value(row).to_string(),
+        DataType::Boolean => array.as_boolean().value(row).to_string(),
+        DataType::Utf8 => format!("{:?}", array.as_string::<i32>().value(row)),
+        DataType::Binary => format!(
+            "{:?}",
+            String::from_utf8_lossy(array.as_binary::<i32>().value(row))
+        ),
+        DataType::Timestamp(_, _) => {
+            let micros = array.as_primitive::<TimestampMicrosecondType>().value(row);
+            simulator::clock::format_date_time(micros / 1000)
+                + &format!(".{:03}Z", micros / 1000 % 1000)
+        }
+        DataType::Date32 => array.as_primitive::<Date32Type>().value(row).to_string(),
+        other => panic!("no rendering for {other}"),
+    }
+}
