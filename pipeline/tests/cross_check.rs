@@ -76,7 +76,7 @@ fn simulated_events_become_consistent_facts() {
     let partitions = simulated(300, 4, 8, 4);
     let mut transformer = Transformer::new(Config::default());
     for p in &partitions {
-        transformer.track(&p.topic, p.partition);
+        transformer.track(p.kind, &p.topic, p.partition);
     }
     // Round-robin over partitions, a few messages at a time, in batches of 1,000.
     let mut order = Vec::new();

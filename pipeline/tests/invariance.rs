@@ -37,7 +37,7 @@ fn run(schedule: Option<&Schedule>) -> (Warehouse, u64, u64) {
     let partitions = events();
     let mut transformer = Transformer::new(Config::default());
     for p in partitions {
-        transformer.track(&p.topic, p.partition);
+        transformer.track(p.kind, &p.topic, p.partition);
     }
     // The delivery order: (partition, offset), with rewinds replaying ranges.
     let mut order: Vec<(usize, usize)> = Vec::new();

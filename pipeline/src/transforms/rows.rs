@@ -167,18 +167,47 @@ pub struct DeadLetterRow {
     pub received_at_ms: i64,
 }
 
+/// A hasher for integer keys, most of them fingerprints already: one multiplication
+/// spreads them (Fx-style), far cheaper than the default SipHash, which guards against
+/// adversarial keys that fingerprints and dates are not.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+}
+
+/// Builds [`KeyHasher`]s.
+pub type KeyHash = std::hash::BuildHasherDefault<KeyHasher>;
+
 /// Rows keyed by primary key, in first-insertion order; a later row with the same key
 /// replaces the earlier one in place.
 #[derive(Clone, Debug)]
 pub struct Keyed<K, R> {
-    index: HashMap<K, usize>,
+    index: HashMap<K, usize, KeyHash>,
     rows: Vec<R>,
 }
 
 impl<K, R> Default for Keyed<K, R> {
     fn default() -> Self {
         Keyed {
-            index: HashMap::new(),
+            index: HashMap::default(),
             rows: Vec::new(),
         }
     }

@@ -11,7 +11,7 @@
 //! make a new version of its facts; events too old to place are dead-lettered as
 //! `too_late`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use warehouse::keys;
 use warehouse::raw::{
@@ -21,7 +21,7 @@ use warehouse::raw::{
 use warehouse::time::DateTimeParts;
 
 use super::rows::{
-    AuthFactRow, BridgeRow, DateRow, DateTimeRow, DeadLetterRow, EventFactRow, EventRow,
+    AuthFactRow, BridgeRow, DateRow, DateTimeRow, DeadLetterRow, EventFactRow, EventRow, KeyHash,
     LevelChangeFactRow, LocationRow, SessionFactRow, SessionRow, SongRow, Tables, UserRow,
 };
 use super::state::{Closed, Emitted, Listen, ListenTrail, Session, State, UserState, View};
@@ -90,7 +90,7 @@ pub struct Transformer {
     config: Config,
     state: State,
     /// Dimension keys already emitted; not checkpointed (repeats are harmless).
-    remembered: HashSet<i64>,
+    remembered: HashSet<i64, KeyHash>,
 }
 
 impl Transformer {
@@ -103,7 +103,7 @@ impl Transformer {
         Transformer {
             config,
             state,
-            remembered: HashSet::new(),
+            remembered: HashSet::default(),
         }
     }
 
@@ -112,9 +112,12 @@ impl Transformer {
     }
 
     /// Declares a partition the caller reads, so that the watermark waits for it even
-    /// before it delivers anything.
-    pub fn track(&mut self, topic: &str, partition: i32) {
-        self.state.clock(topic, partition);
+    /// before it delivers anything. Only page views and listens carry sessions, so only
+    /// their partitions count.
+    pub fn track(&mut self, kind: EventKind, topic: &str, partition: i32) {
+        if session_bearing(kind) {
+            self.state.clock(topic, partition);
+        }
     }
 
     /// Transforms a batch. Sessions the watermark has passed are closed at its end.
@@ -165,7 +168,7 @@ impl Transformer {
             }
         };
         let ts = event.context().ts;
-        if matches!(message.kind, EventKind::PageView | EventKind::Listen) {
+        if session_bearing(message.kind) {
             let clock = self.state.clock(message.topic, message.partition);
             clock.latest_ms = Some(clock.latest_ms.map_or(ts, |l| l.max(ts)));
         }
@@ -533,11 +536,19 @@ impl Transformer {
     /// time, and forgets closed sessions past their retention.
     fn close_until(&mut self, watermark: i64, out: &mut Output) {
         let timeout = self.config.session_timeout_ms;
+        // A session's anonymous and named parts have keys of their own, but the session
+        // ends only when all of them have gone quiet: a user who logs out again after
+        // hours of listening is still in the same session.
+        let mut last_of_session: HashMap<i64, i64, KeyHash> = HashMap::default();
+        for s in self.state.open.values() {
+            let last = last_of_session.entry(s.session_id).or_insert(s.last_ms);
+            *last = (*last).max(s.last_ms);
+        }
         let mut closing: Vec<(i64, i64)> = self
             .state
             .open
             .iter()
-            .filter(|(_, s)| s.last_ms.saturating_add(timeout) <= watermark)
+            .filter(|(_, s)| last_of_session[&s.session_id].saturating_add(timeout) <= watermark)
             .map(|(key, s)| (s.first_ms, *key))
             .collect();
         closing.sort_unstable();
@@ -547,8 +558,7 @@ impl Transformer {
             };
             let emitted = self.emit_session(key, &session, out);
             out.stats.sessions_closed += 1;
-            let evict_after_ms = session
-                .last_ms
+            let evict_after_ms = last_of_session[&session.session_id]
                 .saturating_add(timeout)
                 .saturating_add(self.config.retention_ms);
             self.state.closed.insert(
@@ -670,7 +680,8 @@ impl Transformer {
             end_ms: session.last_ms,
             level: level_name(start_paid).to_owned(),
             session_duration: (session.last_ms - session.first_ms) as f64 / 1000.0,
-            listening_time: listens.iter().map(|l| l.duration).sum(),
+            // A fold from +0 rather than `sum`, whose empty sum is -0.
+            listening_time: listens.iter().fold(0.0, |total, l| total + l.duration),
             listen_count: listens.len() as i64,
             event_count: views.len() as i64,
             primary_location_key,
@@ -732,6 +743,10 @@ fn mode(sorted: &[i64]) -> i64 {
     best.1
 }
 
+fn session_bearing(kind: EventKind) -> bool {
+    matches!(kind, EventKind::PageView | EventKind::Listen)
+}
+
 fn level_name(paid: bool) -> &'static str {
     if paid { Level::Paid } else { Level::Free }.name()
 }
@@ -747,4 +762,25 @@ enum Landed {
     Yes,
     Duplicate,
     TooLate(i64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mode_prefers_the_most_frequent_then_the_smallest_value() {
+        assert_eq!(mode(&[1, 2, 2, 3]), 2);
+        assert_eq!(mode(&[1, 1, 3, 3]), 1);
+        assert_eq!(mode(&[7]), 7);
+    }
+
+    #[test]
+    fn the_version_in_force_is_the_last_begun() {
+        let versions = [(100, false), (200, true), (300, false)];
+        assert_eq!(version_at(&versions, 50), 100);
+        assert_eq!(version_at(&versions, 100), 100);
+        assert_eq!(version_at(&versions, 299), 200);
+        assert_eq!(version_at(&versions, 300), 300);
+    }
 }

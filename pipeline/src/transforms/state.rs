@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::rows::{EventFactRow, SessionFactRow};
+use super::rows::{EventFactRow, KeyHash, SessionFactRow};
 
 /// The latest event time seen on one partition of a session-bearing topic.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,8 +60,8 @@ pub struct Session {
     pub views: Vec<View>,
     pub listens: Vec<Listen>,
     /// Event keys of the page views and of the listens seen, to drop redelivered ones.
-    pub view_keys: HashSet<i64>,
-    pub listen_keys: HashSet<i64>,
+    pub view_keys: HashSet<i64, KeyHash>,
+    pub listen_keys: HashSet<i64, KeyHash>,
     /// Set when a late event reopened a closed session: what its last version was.
     pub previous: Option<Box<Emitted>>,
 }
@@ -106,9 +106,9 @@ pub struct UserState {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct State {
     pub clocks: Vec<PartitionClock>,
-    pub open: HashMap<i64, Session>,
-    pub closed: HashMap<i64, Closed>,
-    pub users: HashMap<i64, UserState>,
+    pub open: HashMap<i64, Session, KeyHash>,
+    pub closed: HashMap<i64, Closed, KeyHash>,
+    pub users: HashMap<i64, UserState, KeyHash>,
 }
 
 impl State {

@@ -126,7 +126,7 @@ CREATE TABLE IF NOT EXISTS `event_fact` (
   `consecutive_no_song` INT64 NOT NULL OPTIONS (description = "How many listens in a row, up to and including this one, were by the same artist."),
   `is_first_listen_event` BOOL NOT NULL OPTIONS (description = "True for the first listen of the session."),
   `is_last_listen_event` BOOL NOT NULL OPTIONS (description = "True for the last listen of the session."),
-  `is_song_skipped` BOOL OPTIONS (description = "True when the session's next event came before the song's end; NULL while no later event is known."),
+  `is_song_skipped` BOOL OPTIONS (description = "True when the session's next page view came before the song's end; NULL when the session has none after it."),
   `next_listen_event_time_gap` FLOAT64 OPTIONS (description = "Seconds to the next listen of the session; NULL for the last one."),
   `record_valid_from` TIMESTAMP NOT NULL OPTIONS (description = "Event time from which this version of the row holds."),
   `record_valid_to` TIMESTAMP OPTIONS (description = "Event time at which a newer version replaced this one; NULL while current."),
@@ -135,7 +135,7 @@ CREATE TABLE IF NOT EXISTS `event_fact` (
 )
 PARTITION BY DATE(`timestamp`)
 CLUSTER BY `user_id`, `song_key`
-OPTIONS (description = "One row per listen (NextSong event), versioned as later listens of the session arrive.");
+OPTIONS (description = "One row per listen (NextSong event), written when its session closes; an event arriving after that makes a new version.");
 
 CREATE TABLE IF NOT EXISTS `session_fact` (
   `session_key` INT64 NOT NULL OPTIONS (description = "Session key: FARM_FINGERPRINT of session_dim, session_id and user_id (\\N for guests)."),

@@ -186,7 +186,7 @@ CREATE TABLE IF NOT EXISTS "event_fact" (
   "is_record_valid" BOOLEAN NOT NULL,
   PRIMARY KEY ("event_key", "record_valid_from")
 );
-COMMENT ON TABLE "event_fact" IS 'One row per listen (NextSong event), versioned as later listens of the session arrive.';
+COMMENT ON TABLE "event_fact" IS 'One row per listen (NextSong event), written when its session closes; an event arriving after that makes a new version.';
 COMMENT ON COLUMN "event_fact"."event_key" IS 'Event key: FARM_FINGERPRINT of event_dim, session_id, item_in_session and ts in epoch milliseconds.';
 COMMENT ON COLUMN "event_fact"."user_key" IS 'Key of the user_dim version in force at the event.';
 COMMENT ON COLUMN "event_fact"."user_id" IS 'The user''s id.';
@@ -202,7 +202,7 @@ COMMENT ON COLUMN "event_fact"."is_moving" IS 'True when the user''s location di
 COMMENT ON COLUMN "event_fact"."consecutive_no_song" IS 'How many listens in a row, up to and including this one, were by the same artist.';
 COMMENT ON COLUMN "event_fact"."is_first_listen_event" IS 'True for the first listen of the session.';
 COMMENT ON COLUMN "event_fact"."is_last_listen_event" IS 'True for the last listen of the session.';
-COMMENT ON COLUMN "event_fact"."is_song_skipped" IS 'True when the session''s next event came before the song''s end; NULL while no later event is known.';
+COMMENT ON COLUMN "event_fact"."is_song_skipped" IS 'True when the session''s next page view came before the song''s end; NULL when the session has none after it.';
 COMMENT ON COLUMN "event_fact"."next_listen_event_time_gap" IS 'Seconds to the next listen of the session; NULL for the last one.';
 COMMENT ON COLUMN "event_fact"."record_valid_from" IS 'Event time from which this version of the row holds.';
 COMMENT ON COLUMN "event_fact"."record_valid_to" IS 'Event time at which a newer version replaced this one; NULL while current.';

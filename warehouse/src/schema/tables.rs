@@ -286,7 +286,7 @@ pub const EVENT_SESSION_BRIDGE: Table = Table {
 pub const EVENT_FACT: Table = Table {
     name: "event_fact",
     kind: TableKind::Fact,
-    description: "One row per listen (NextSong event), versioned as later listens of the session arrive.",
+    description: "One row per listen (NextSong event), written when its session closes; an event arriving after that makes a new version.",
     columns: &[
         required("event_key", Int64, EVENT_KEY),
         required(
@@ -326,7 +326,7 @@ pub const EVENT_FACT: Table = Table {
         nullable(
             "is_song_skipped",
             Bool,
-            "True when the session's next event came before the song's end; NULL while no later event is known.",
+            "True when the session's next page view came before the song's end; NULL when the session has none after it.",
         ),
         nullable(
             "next_listen_event_time_gap",
