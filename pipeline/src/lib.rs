@@ -1,4 +1,10 @@
-//! The pipeline: raw events from Kafka (or files) into the star schema. So far its pure
-//! transformation core, `transforms`; the runtime, sources and sinks follow (issue #4).
+//! The pipeline: raw events from Kafka (or files) into the star schema. `transforms` is
+//! the pure core; `sources` read messages, `sinks` write rows, `runner` joins them.
 
+pub mod error;
+pub mod runner;
+pub mod sinks;
+pub mod sources;
 pub mod transforms;
+
+pub use error::PipelineError;

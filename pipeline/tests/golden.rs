@@ -73,19 +73,6 @@ fn run(groups: &[Vec<&Line>]) -> (Warehouse, Stats) {
     (warehouse, total)
 }
 
-fn render(warehouse: &Warehouse) -> String {
-    let mut text = String::new();
-    for table in warehouse::schema::TABLES {
-        text.push_str(&format!("## {}\n", table.name));
-        for row in warehouse.rows(table.name) {
-            text.push_str(row);
-            text.push('\n');
-        }
-        text.push('\n');
-    }
-    text
-}
-
 #[test]
 fn hand_written_events_give_the_expected_rows_in_every_table() {
     let lines = lines();
@@ -104,7 +91,7 @@ fn hand_written_events_give_the_expected_rows_in_every_table() {
             late: 1,
         }
     );
-    let text = render(&warehouse);
+    let text = warehouse.text();
     let expected = data("expected.txt");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&expected, &text).unwrap();
@@ -119,5 +106,5 @@ fn hand_written_events_give_the_expected_rows_in_every_table() {
     // One message at a time, the same tables.
     let singles: Vec<Vec<&Line>> = batches.iter().flatten().map(|l| vec![*l]).collect();
     let (one_by_one, _) = run(&singles);
-    assert_eq!(render(&one_by_one), text);
+    assert_eq!(one_by_one.text(), text);
 }

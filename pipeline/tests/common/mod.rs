@@ -131,12 +131,46 @@ impl Warehouse {
             .unwrap_or_default()
     }
 
+    /// Every table, empty ones too, as `## table` and its rows, one a line.
+    pub fn text(&self) -> String {
+        let mut text = String::new();
+        for table in warehouse::schema::TABLES {
+            text.push_str(&format!("## {}\n", table.name));
+            for row in self.rows(table.name) {
+                text.push_str(row);
+                text.push('\n');
+            }
+            text.push('\n');
+        }
+        text
+    }
+
     /// The same warehouse without one table.
     pub fn without(&self, table: &str) -> Warehouse {
         let mut copy = self.clone();
         copy.tables.remove(table);
         copy
     }
+}
+
+/// Every table of a DuckDB warehouse, rendered as the model warehouse renders outputs.
+pub fn duckdb_tables(connection: &duckdb::Connection) -> Warehouse {
+    let mut warehouse = Warehouse::default();
+    for table in warehouse::schema::TABLES {
+        let mut statement = connection
+            .prepare(&format!("SELECT * FROM \"{}\"", table.name))
+            .unwrap();
+        let rows = warehouse.tables.entry(table.name).or_default();
+        for batch in statement.query_arrow([]).unwrap() {
+            for (key, row) in render(table, &batch) {
+                rows.insert(key, row);
+            }
+        }
+        if rows.is_empty() {
+            warehouse.tables.remove(table.name);
+        }
+    }
+    warehouse
 }
 
 /// Each row of a batch as (primary key text, row text).

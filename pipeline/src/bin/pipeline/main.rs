@@ -1,0 +1,155 @@
+//! The `pipeline` binary: events from Kafka or files into the DuckDB warehouse, resuming
+//! exactly where the warehouse says it stopped.
+
+mod settings;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use pipeline::runner::{Observer, Runner, Totals, Until};
+use pipeline::sinks::DuckDb;
+use pipeline::sources::Source;
+use pipeline::sources::files::Files;
+use pipeline::sources::kafka::{Kafka, KafkaOptions};
+use pipeline::transforms::Stats;
+
+use crate::settings::{Input, Settings, USAGE};
+
+fn main() {
+    let code = match run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("pipeline: error: {error:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run() -> Result<i32> {
+    let command = settings::parse_args(std::env::args_os().skip(1))?;
+    if command.help || command.name.is_none() {
+        print!("{USAGE}");
+        return Ok(if command.help { 0 } else { 2 });
+    }
+    match command.name.as_deref() {
+        Some("run") => {}
+        Some(other) => bail!("unknown command {other:?}; the command is `run` (see --help)"),
+        None => unreachable!("checked above"),
+    }
+    let file = match &command.config {
+        Some(path) => settings::file_layer(path)?,
+        None => settings::Layer::default(),
+    };
+    let env = settings::env_layer(std::env::vars())?;
+    let settings = Settings::resolve(file, env, command.flags)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = Arc::clone(&stop);
+        ctrlc::set_handler(move || {
+            if stop.swap(true, Ordering::Relaxed) {
+                eprintln!("pipeline: stopped again; exiting before the batch is written");
+                std::process::exit(130);
+            }
+        })
+        .context("cannot install the signal handler")?;
+    }
+
+    let sink = DuckDb::open(&settings.duckdb)?;
+    let until = settings
+        .exit_when_idle
+        .map_or(Until::Stopped, Until::IdleFor);
+    let totals = match &settings.input {
+        Input::Files(dir) => {
+            let source = Files::open(dir, &settings.topics)?;
+            announce(&settings, &format!("files in {}", dir.display()));
+            drive(source, sink, &settings, until, &stop)?
+        }
+        Input::Kafka { brokers, group } => {
+            let source = Kafka::connect(KafkaOptions {
+                brokers: brokers.clone(),
+                group: group.clone(),
+                topics: settings.topics.clone(),
+                settings: settings.kafka_settings.clone(),
+            })?;
+            announce(&settings, &format!("Kafka at {brokers} (group {group})"));
+            drive(source, sink, &settings, until, &stop)?
+        }
+    };
+    if !settings.quiet {
+        let s = &totals.stats;
+        eprintln!(
+            "pipeline: {}: {} messages in {} batches: {} landed, {} duplicates, {} dead-lettered; {} skipped as already written; {} sessions closed; {} rows written",
+            if stop.load(Ordering::Relaxed) {
+                "stopped"
+            } else {
+                "done"
+            },
+            s.consumed,
+            totals.batches,
+            s.landed,
+            s.duplicates,
+            s.rejected,
+            totals.skipped,
+            s.sessions_closed,
+            totals.rows,
+        );
+    }
+    Ok(0)
+}
+
+fn announce(settings: &Settings, from: &str) {
+    if !settings.quiet {
+        eprintln!(
+            "pipeline: from {from} into {} (batches of up to {} messages or {} ms)",
+            settings.duckdb.display(),
+            settings.limits.max_messages,
+            settings.limits.max_wait.as_millis()
+        );
+    }
+}
+
+fn drive<S: Source>(
+    source: S,
+    sink: DuckDb,
+    settings: &Settings,
+    until: Until,
+    stop: &AtomicBool,
+) -> Result<Totals> {
+    let mut runner = Runner::new(source, sink, settings.transform.clone(), settings.limits)?;
+    let mut progress = Progress {
+        quiet: settings.quiet,
+        last: Instant::now(),
+        began: Instant::now(),
+    };
+    Ok(runner.run(until, stop, &mut progress)?)
+}
+
+/// A line every ten seconds: what came in, what went out, how long batches take.
+struct Progress {
+    quiet: bool,
+    last: Instant,
+    began: Instant,
+}
+
+impl Observer for Progress {
+    fn on_batch(&mut self, totals: &Totals, batch: &Stats, took: Duration) {
+        if self.quiet || self.last.elapsed() < Duration::from_secs(10) {
+            return;
+        }
+        self.last = Instant::now();
+        let rate = totals.stats.consumed as f64 / self.began.elapsed().as_secs_f64().max(1e-9);
+        eprintln!(
+            "pipeline: {} messages ({rate:.0}/s), {} dead-lettered, {} sessions closed, {} rows; last batch {} messages in {} ms",
+            totals.stats.consumed,
+            totals.stats.rejected,
+            totals.stats.sessions_closed,
+            totals.rows,
+            batch.consumed,
+            took.as_millis()
+        );
+    }
+}

@@ -1,0 +1,339 @@
+//! The pipeline's one config, layered: built-in defaults, then a TOML file (`--config`),
+//! then `MUSIC_ANALYTICS__<KEY>` environment variables, then flags. Unknown keys are
+//! errors at every layer.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use lexopt::ValueExt as _;
+use serde::Deserialize;
+use warehouse::raw::EventKind;
+
+pub const USAGE: &str = "\
+pipeline: music-analytics events into the star schema
+
+USAGE: pipeline run [OPTIONS] (--kafka-brokers HOSTS | --input DIR)
+
+Source (one of):
+      --kafka-brokers HOSTS     consume the four topics as a consumer group
+      --input DIR               read DIR/<topic>.jsonl(.gz), as the simulator writes them
+Sink:
+      --duckdb PATH             the warehouse file (default data/warehouse.duckdb)
+Options:
+      --config FILE             a TOML file with any of the keys below
+      --group ID                Kafka consumer group (default music-analytics-pipeline)
+      --topic KIND=NAME         rename a topic, e.g. listen_events=listens (repeatable)
+  -X, --kafka-setting K=V       any librdkafka setting, e.g. security.protocol=SASL_SSL
+      --batch-max-messages N    cut a micro-batch at N messages (default 50000)
+      --batch-max-bytes N       ... or at N bytes (default 33554432)
+      --batch-max-ms N          ... or after N milliseconds (default 1000)
+      --session-timeout-s N     a session closes N seconds after its last event (default 1800)
+      --retention-s N           closed sessions are remembered N seconds (default 7200)
+      --exit-when-idle-s N      close every session and exit once nothing came for N seconds
+  -q, --quiet                   no progress output
+  -h, --help                    this text
+
+Config keys are the long flags with '_' for '-' (kafka_brokers = \"...\"; topics and
+kafka settings are tables). Environment: MUSIC_ANALYTICS__<KEY>, e.g.
+MUSIC_ANALYTICS__KAFKA_BROKERS=host:9092. Flags win over the environment, which wins over
+the file.
+";
+
+/// Every setting, each optional so that layers can be merged.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Layer {
+    pub kafka_brokers: Option<String>,
+    pub input: Option<PathBuf>,
+    pub duckdb: Option<PathBuf>,
+    pub group: Option<String>,
+    pub topics: Option<BTreeMap<String, String>>,
+    pub kafka_settings: Option<BTreeMap<String, String>>,
+    pub batch_max_messages: Option<usize>,
+    pub batch_max_bytes: Option<usize>,
+    pub batch_max_ms: Option<u64>,
+    pub session_timeout_s: Option<i64>,
+    pub retention_s: Option<i64>,
+    pub exit_when_idle_s: Option<u64>,
+    pub quiet: Option<bool>,
+}
+
+impl Layer {
+    /// `other`'s settings over this one's.
+    fn over(self, other: Layer) -> Layer {
+        let merge =
+            |a: Option<BTreeMap<String, String>>, b: Option<BTreeMap<String, String>>| match (a, b)
+            {
+                (Some(mut a), Some(b)) => {
+                    a.extend(b);
+                    Some(a)
+                }
+                (a, b) => b.or(a),
+            };
+        Layer {
+            kafka_brokers: other.kafka_brokers.or(self.kafka_brokers),
+            input: other.input.or(self.input),
+            duckdb: other.duckdb.or(self.duckdb),
+            group: other.group.or(self.group),
+            topics: merge(self.topics, other.topics),
+            kafka_settings: merge(self.kafka_settings, other.kafka_settings),
+            batch_max_messages: other.batch_max_messages.or(self.batch_max_messages),
+            batch_max_bytes: other.batch_max_bytes.or(self.batch_max_bytes),
+            batch_max_ms: other.batch_max_ms.or(self.batch_max_ms),
+            session_timeout_s: other.session_timeout_s.or(self.session_timeout_s),
+            retention_s: other.retention_s.or(self.retention_s),
+            exit_when_idle_s: other.exit_when_idle_s.or(self.exit_when_idle_s),
+            quiet: other.quiet.or(self.quiet),
+        }
+    }
+}
+
+/// What the command line says: the layer of flags, the config file, and the command.
+#[derive(Debug, Default)]
+pub struct Command {
+    pub name: Option<String>,
+    pub config: Option<PathBuf>,
+    pub flags: Layer,
+    pub help: bool,
+}
+
+fn key_value(flag: &str, text: &str) -> Result<(String, String)> {
+    text.split_once('=')
+        .filter(|(k, _)| !k.is_empty())
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .with_context(|| format!("{flag} {text:?}: expected KEY=VALUE"))
+}
+
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
+    use lexopt::Arg::{Long, Short, Value};
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut command = Command::default();
+    while let Some(arg) = parser.next()? {
+        let flag = match &arg {
+            Long(name) => format!("--{name}"),
+            Short(c) => format!("-{c}"),
+            Value(v) if command.name.is_none() => {
+                command.name = Some(v.clone().string()?);
+                continue;
+            }
+            Value(v) => bail!("unexpected argument {v:?}; see --help"),
+        };
+        let mut value = || -> Result<String> {
+            parser
+                .value()
+                .with_context(|| format!("{flag} needs a value"))?
+                .string()
+                .with_context(|| format!("{flag}: not UTF-8"))
+        };
+        macro_rules! parsed {
+            () => {{
+                let text = value()?;
+                Some(
+                    text.parse()
+                        .map_err(|e| anyhow::anyhow!("{flag} {text:?}: {e}"))?,
+                )
+            }};
+        }
+        let f = &mut command.flags;
+        match flag.as_str() {
+            "--kafka-brokers" => f.kafka_brokers = Some(value()?),
+            "--input" => f.input = Some(value()?.into()),
+            "--duckdb" => f.duckdb = Some(value()?.into()),
+            "--config" => command.config = Some(value()?.into()),
+            "--group" => f.group = Some(value()?),
+            "--topic" => {
+                let (k, v) = key_value(&flag, &value()?)?;
+                f.topics.get_or_insert_default().insert(k, v);
+            }
+            "-X" | "--kafka-setting" => {
+                let (k, v) = key_value(&flag, &value()?)?;
+                f.kafka_settings.get_or_insert_default().insert(k, v);
+            }
+            "--batch-max-messages" => f.batch_max_messages = parsed!(),
+            "--batch-max-bytes" => f.batch_max_bytes = parsed!(),
+            "--batch-max-ms" => f.batch_max_ms = parsed!(),
+            "--session-timeout-s" => f.session_timeout_s = parsed!(),
+            "--retention-s" => f.retention_s = parsed!(),
+            "--exit-when-idle-s" => f.exit_when_idle_s = parsed!(),
+            "-q" | "--quiet" => f.quiet = Some(true),
+            "-h" | "--help" => command.help = true,
+            _ => bail!("unknown flag {flag}; see --help"),
+        }
+    }
+    Ok(command)
+}
+
+/// The `MUSIC_ANALYTICS__*` variables as a layer, parsed as TOML values.
+pub fn env_layer(vars: impl Iterator<Item = (String, String)>) -> Result<Layer> {
+    let mut table = toml::Table::new();
+    for (name, value) in vars {
+        let Some(key) = name.strip_prefix("MUSIC_ANALYTICS__") else {
+            continue;
+        };
+        let key = key.to_ascii_lowercase();
+        // Numbers and booleans as such; anything else as a string.
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .filter(|v| !v.is_str())
+            .unwrap_or(toml::Value::String(value));
+        table.insert(key, parsed);
+    }
+    Layer::deserialize(table).map_err(|e| anyhow::anyhow!("MUSIC_ANALYTICS__* variables: {e}"))
+}
+
+pub fn file_layer(path: &std::path::Path) -> Result<Layer> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the config file {}", path.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+}
+
+pub enum Input {
+    Kafka { brokers: String, group: String },
+    Files(PathBuf),
+}
+
+/// The settings of a run, every layer applied and checked.
+pub struct Settings {
+    pub input: Input,
+    pub duckdb: PathBuf,
+    pub topics: Vec<(EventKind, String)>,
+    pub kafka_settings: Vec<(String, String)>,
+    pub limits: pipeline::sources::BatchLimits,
+    pub transform: pipeline::transforms::Config,
+    pub exit_when_idle: Option<std::time::Duration>,
+    pub quiet: bool,
+}
+
+impl Settings {
+    pub fn resolve(file: Layer, env: Layer, flags: Layer) -> Result<Settings> {
+        let s = file.over(env).over(flags);
+        let input = match (&s.kafka_brokers, &s.input) {
+            (Some(_), Some(_)) => bail!("choose one source: --kafka-brokers or --input"),
+            (Some(brokers), None) => Input::Kafka {
+                brokers: brokers.clone(),
+                group: s
+                    .group
+                    .clone()
+                    .unwrap_or_else(|| "music-analytics-pipeline".to_owned()),
+            },
+            (None, Some(dir)) => Input::Files(dir.clone()),
+            (None, None) => {
+                bail!("say where events come from: --kafka-brokers HOSTS or --input DIR")
+            }
+        };
+        let mut topics: Vec<(EventKind, String)> = EventKind::ALL
+            .iter()
+            .map(|k| (*k, k.topic().to_owned()))
+            .collect();
+        for (kind, name) in s.topics.clone().unwrap_or_default() {
+            let Some(slot) = topics.iter().position(|(k, _)| k.topic() == kind) else {
+                bail!(
+                    "topic {kind:?}: not one of listen_events, page_view_events, auth_events, status_change_events"
+                );
+            };
+            topics[slot].1 = name;
+        }
+        let defaults = pipeline::sources::BatchLimits::default();
+        let positive = |name: &str, v: Option<i64>, default: i64| -> Result<i64> {
+            match v {
+                Some(v) if v <= 0 => bail!("{name} {v}: must be positive"),
+                Some(v) => Ok(v),
+                None => Ok(default),
+            }
+        };
+        let config = pipeline::transforms::Config::default();
+        let limits = pipeline::sources::BatchLimits {
+            max_messages: s.batch_max_messages.unwrap_or(defaults.max_messages).max(1),
+            max_bytes: s.batch_max_bytes.unwrap_or(defaults.max_bytes).max(1),
+            max_wait: s
+                .batch_max_ms
+                .map_or(defaults.max_wait, std::time::Duration::from_millis),
+        };
+        Ok(Settings {
+            input,
+            duckdb: s
+                .duckdb
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("data/warehouse.duckdb")),
+            topics,
+            kafka_settings: s
+                .kafka_settings
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            limits,
+            transform: pipeline::transforms::Config {
+                session_timeout_ms: positive(
+                    "session_timeout_s",
+                    s.session_timeout_s,
+                    config.session_timeout_ms / 1000,
+                )? * 1000,
+                retention_ms: positive("retention_s", s.retention_s, config.retention_ms / 1000)?
+                    * 1000,
+                ..config
+            },
+            exit_when_idle: s.exit_when_idle_s.map(std::time::Duration::from_secs),
+            quiet: s.quiet.unwrap_or(false),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Command {
+        parse_args(list.iter().map(OsString::from)).unwrap()
+    }
+
+    #[test]
+    fn flags_win_over_the_environment_which_wins_over_the_file() {
+        let file: Layer = toml::from_str(
+            "kafka_brokers = \"file:1\"\ngroup = \"g\"\nbatch_max_ms = 5\n[topics]\nlisten_events = \"l\"",
+        )
+        .unwrap();
+        let env = env_layer(
+            [
+                (
+                    "MUSIC_ANALYTICS__KAFKA_BROKERS".to_owned(),
+                    "env:1".to_owned(),
+                ),
+                ("MUSIC_ANALYTICS__BATCH_MAX_MS".to_owned(), "7".to_owned()),
+                ("HOME".to_owned(), "/root".to_owned()),
+            ]
+            .into_iter(),
+        )
+        .unwrap();
+        let flags = args(&["run", "--kafka-brokers", "flag:1"]).flags;
+        let s = Settings::resolve(file, env, flags).unwrap();
+        let Input::Kafka { brokers, group } = s.input else {
+            panic!("not Kafka");
+        };
+        assert_eq!((brokers.as_str(), group.as_str()), ("flag:1", "g"));
+        assert_eq!(s.limits.max_wait, std::time::Duration::from_millis(7));
+        assert_eq!(s.topics[0], (EventKind::Listen, "l".to_owned()));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors_naming_them() {
+        let error = toml::from_str::<Layer>("kafka_broker = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("kafka_broker"), "{error}");
+        let error = env_layer([("MUSIC_ANALYTICS__NOPE".to_owned(), "1".to_owned())].into_iter())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("nope"), "{error}");
+        let error = parse_args(["run", "--bogus"].map(OsString::from))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("--bogus"), "{error}");
+        let none = Settings::resolve(Layer::default(), Layer::default(), Layer::default());
+        assert!(none.is_err_and(|e| e.to_string().contains("say where events come from")));
+    }
+}

@@ -1,0 +1,37 @@
+//! The pipeline's errors, each classed as retryable, bad data or a bug.
+
+use warehouse::{Classify, ErrorClass};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The broker is unreachable or refused a request.
+    #[error("Kafka: {0}")]
+    Kafka(String),
+    /// The warehouse could not be opened or written.
+    #[error("DuckDB ({path}): {message}")]
+    DuckDb { path: String, message: String },
+    /// An input file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Input {
+        path: String,
+        source: std::io::Error,
+    },
+    /// What the warehouse holds cannot be resumed from (a checkpoint of another version).
+    #[error("{0}")]
+    Incompatible(String),
+    /// Something that should not happen, such as Arrow refusing our own batches.
+    #[error("internal error: {0}")]
+    Bug(String),
+}
+
+impl Classify for PipelineError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            PipelineError::Kafka(_)
+            | PipelineError::DuckDb { .. }
+            | PipelineError::Input { .. } => ErrorClass::Retryable,
+            PipelineError::Incompatible(_) => ErrorClass::BadData,
+            PipelineError::Bug(_) => ErrorClass::Bug,
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! The loop that turns a source into warehouse rows: poll a micro-batch, skip what the
+//! warehouse already holds, transform, write rows, offsets and state in one transaction,
+//! then tell the source. Stops between batches when asked, so nothing is half-written.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::error::PipelineError;
+use crate::sinks::DuckDb;
+use crate::sources::{BatchLimits, Polled, Source};
+use crate::transforms::{Config, Message, Output, Stats, Transformer};
+
+/// How a run ends besides a stop request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Until {
+    /// Run until stopped.
+    Stopped,
+    /// Stop once the source has had nothing for this long, closing every session as at
+    /// the end of the input (for runs over a finite stream, such as the demo).
+    IdleFor(Duration),
+}
+
+/// Totals of a run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub batches: u64,
+    pub stats: Stats,
+    /// Messages read again after a restart that the warehouse already held.
+    pub skipped: u64,
+    pub rows: u64,
+}
+
+/// Told about each written batch: progress output of the binary.
+pub trait Observer {
+    fn on_batch(&mut self, totals: &Totals, batch: &Stats, took: Duration);
+}
+
+#[derive(Debug)]
+pub struct Runner<S> {
+    source: S,
+    sink: DuckDb,
+    transformer: Transformer,
+    limits: BatchLimits,
+    /// The next offset to read per partition, as the warehouse records it.
+    next: BTreeMap<(String, i32), i64>,
+}
+
+impl<S: Source> Runner<S> {
+    /// Resumes from the warehouse's checkpoint, if it has one.
+    pub fn new(
+        source: S,
+        sink: DuckDb,
+        config: Config,
+        limits: BatchLimits,
+    ) -> Result<Runner<S>, PipelineError> {
+        let transformer = match sink.state()? {
+            Some(state) => Transformer::with_state(config, state),
+            None => Transformer::new(config),
+        };
+        let next = sink.offsets()?.into_iter().collect();
+        Ok(Runner {
+            source,
+            sink,
+            transformer,
+            limits,
+            next,
+        })
+    }
+
+    pub fn sink(&self) -> &DuckDb {
+        &self.sink
+    }
+
+    pub fn run(
+        &mut self,
+        until: Until,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+    ) -> Result<Totals, PipelineError> {
+        let mut totals = Totals::default();
+        let mut idle_since = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            let began = Instant::now();
+            let records = match self.source.poll(&self.limits)? {
+                Polled::End => {
+                    self.finish(&mut totals, observer)?;
+                    break;
+                }
+                Polled::Records(records) => records,
+            };
+            for (kind, topic, partition) in self.source.partitions() {
+                self.transformer.track(kind, &topic, partition);
+            }
+            if records.is_empty() {
+                if let Until::IdleFor(idle) = until
+                    && idle_since.elapsed() >= idle
+                {
+                    self.finish(&mut totals, observer)?;
+                    break;
+                }
+                continue;
+            }
+            idle_since = Instant::now();
+            // What a crash left between the warehouse's commit and the source's is read
+            // again; the warehouse's offsets say what to skip.
+            let fresh: Vec<_> = records
+                .iter()
+                .filter(|r| {
+                    let next = self.next.get(&(r.topic.clone(), r.partition)).copied();
+                    next.is_none_or(|n| r.offset >= n)
+                })
+                .collect();
+            totals.skipped += (records.len() - fresh.len()) as u64;
+            let mut advanced: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            for r in &fresh {
+                let next = advanced.entry((r.topic.clone(), r.partition)).or_insert(0);
+                *next = (*next).max(r.offset + 1);
+            }
+            let output = self.transformer.process(
+                fresh.iter().map(|r| Message {
+                    kind: r.kind,
+                    topic: &r.topic,
+                    partition: r.partition,
+                    offset: r.offset,
+                    payload: &r.payload,
+                }),
+                now_ms(),
+            );
+            let offsets: Vec<(String, i32, i64)> = advanced
+                .into_iter()
+                .map(|((topic, partition), next)| (topic, partition, next))
+                .collect();
+            self.write(&output, &offsets, &mut totals)?;
+            self.source.commit(&offsets)?;
+            observer.on_batch(&totals, &output.stats, began.elapsed());
+        }
+        Ok(totals)
+    }
+
+    fn write(
+        &mut self,
+        output: &Output,
+        offsets: &[(String, i32, i64)],
+        totals: &mut Totals,
+    ) -> Result<(), PipelineError> {
+        self.sink.write(output, offsets, self.transformer.state())?;
+        for (topic, partition, next) in offsets {
+            self.next.insert((topic.clone(), *partition), *next);
+        }
+        let s = &output.stats;
+        let t = &mut totals.stats;
+        t.consumed += s.consumed;
+        t.landed += s.landed;
+        t.duplicates += s.duplicates;
+        t.rejected += s.rejected;
+        t.sessions_closed += s.sessions_closed;
+        t.late += s.late;
+        totals.batches += 1;
+        totals.rows += output.tables.row_count() as u64;
+        Ok(())
+    }
+
+    /// Closes every open session and writes what that produces.
+    fn finish(
+        &mut self,
+        totals: &mut Totals,
+        observer: &mut dyn Observer,
+    ) -> Result<(), PipelineError> {
+        let began = Instant::now();
+        let output = self.transformer.finish();
+        self.write(&output, &[], totals)?;
+        observer.on_batch(totals, &output.stats, began.elapsed());
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

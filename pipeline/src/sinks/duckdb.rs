@@ -1,0 +1,192 @@
+//! The embedded warehouse: a DuckDB file. One transaction per micro-batch writes every
+//! table, the offsets consumed and the transformation state, so a crash at any instant
+//! leaves the warehouse at a batch boundary it can resume from exactly.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use duckdb::{Connection, params};
+use warehouse::schema::{self, TableKind};
+
+use crate::error::PipelineError;
+use crate::transforms::Output;
+use crate::transforms::arrow::record_batches;
+use crate::transforms::state::State;
+
+/// Bookkeeping tables beside the warehouse's own.
+const BOOKKEEPING: &str = "
+CREATE TABLE IF NOT EXISTS pipeline_offsets (
+  topic VARCHAR NOT NULL,
+  \"partition\" BIGINT NOT NULL,
+  next_offset BIGINT NOT NULL,
+  PRIMARY KEY (topic, \"partition\")
+);
+CREATE TABLE IF NOT EXISTS pipeline_state (
+  id INTEGER PRIMARY KEY,
+  format INTEGER NOT NULL,
+  state VARCHAR NOT NULL
+);
+";
+
+/// The version of the checkpoint's JSON; a warehouse written by another is refused.
+const STATE_FORMAT: i32 = 1;
+
+/// Where a partition's next message to read starts.
+pub type Offsets = HashMap<(String, i32), i64>;
+
+pub struct DuckDb {
+    connection: Connection,
+    path: String,
+}
+
+impl std::fmt::Debug for DuckDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DuckDb").field("path", &self.path).finish()
+    }
+}
+
+impl DuckDb {
+    /// Opens (or creates) the warehouse file and its tables.
+    pub fn open(path: &Path) -> Result<DuckDb, PipelineError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| PipelineError::DuckDb {
+                path: path.display().to_string(),
+                message: format!("cannot create its folder: {e}"),
+            })?;
+        }
+        let connection = Connection::open(path).map_err(|e| PipelineError::DuckDb {
+            path: path.display().to_string(),
+            message: format!("cannot open: {e}"),
+        })?;
+        let sink = DuckDb {
+            connection,
+            path: path.display().to_string(),
+        };
+        sink.connection
+            .execute_batch(&schema::duckdb::schema_script())
+            .and_then(|()| sink.connection.execute_batch(BOOKKEEPING))
+            .map_err(|e| sink.error("cannot create the tables", e))?;
+        Ok(sink)
+    }
+
+    fn error(&self, doing: &str, e: duckdb::Error) -> PipelineError {
+        PipelineError::DuckDb {
+            path: self.path.clone(),
+            message: format!("{doing}: {e}"),
+        }
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    /// The offsets committed with the last batch.
+    pub fn offsets(&self) -> Result<Offsets, PipelineError> {
+        let read = || -> duckdb::Result<Offsets> {
+            let mut statement = self
+                .connection
+                .prepare("SELECT topic, \"partition\", next_offset FROM pipeline_offsets")?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    (row.get::<_, String>(0)?, row.get::<_, i32>(1)?),
+                    row.get(2)?,
+                ))
+            })?;
+            rows.collect()
+        };
+        read().map_err(|e| self.error("cannot read the stored offsets", e))
+    }
+
+    /// The transformation state checkpointed with the last batch, if any.
+    pub fn state(&self) -> Result<Option<State>, PipelineError> {
+        let row = self
+            .connection
+            .query_row(
+                "SELECT format, state FROM pipeline_state WHERE id = 1",
+                [],
+                |row| Ok((row.get::<_, i32>(0)?, row.get::<_, String>(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                duckdb::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(|e| self.error("cannot read the checkpoint", e))?;
+        let Some((format, json)) = row else {
+            return Ok(None);
+        };
+        if format != STATE_FORMAT {
+            return Err(PipelineError::Incompatible(format!(
+                "{} holds a checkpoint of format {format}, this pipeline reads format {STATE_FORMAT}; use a new warehouse file",
+                self.path
+            )));
+        }
+        serde_json::from_str(&json).map(Some).map_err(|e| {
+            PipelineError::Incompatible(format!("{}: the checkpoint does not read: {e}", self.path))
+        })
+    }
+
+    /// Writes one batch's rows, the offsets it consumed up to and the state after it,
+    /// in one transaction.
+    pub fn write(
+        &mut self,
+        output: &Output,
+        offsets: &[(String, i32, i64)],
+        state: &State,
+    ) -> Result<(), PipelineError> {
+        let batches = record_batches(&output.tables)
+            .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
+        let state = serde_json::to_string(state)
+            .map_err(|e| PipelineError::Bug(format!("the state does not serialize: {e}")))?;
+        let path = self.path.clone();
+        let fail = |doing: &str, e: duckdb::Error| PipelineError::DuckDb {
+            path: path.clone(),
+            message: format!("{doing}: {e}"),
+        };
+        let tx = self
+            .connection
+            .transaction()
+            .map_err(|e| fail("cannot begin a transaction", e))?;
+        for (table, batch) in batches {
+            let name = table.name;
+            let stage = format!("stage_{name}");
+            tx.execute_batch(&format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT * FROM \"{name}\" LIMIT 0; DELETE FROM temp.{stage};"
+            ))
+            .map_err(|e| fail(&format!("cannot stage {name}"), e))?;
+            {
+                let mut appender = tx
+                    .appender_to_catalog_and_db(&stage, "temp", "main")
+                    .map_err(|e| fail(&format!("cannot stage {name}"), e))?;
+                appender
+                    .append_record_batch(batch)
+                    .and_then(|()| appender.flush())
+                    .map_err(|e| fail(&format!("cannot stage {name}"), e))?;
+            }
+            // Rows are upserts on the primary key; a dead letter redelivered after a
+            // crash is the same message and is kept once.
+            let verb = match table.kind {
+                TableKind::Operational => "INSERT OR IGNORE",
+                _ => "INSERT OR REPLACE",
+            };
+            tx.execute(
+                &format!("{verb} INTO \"{name}\" SELECT * FROM temp.{stage}"),
+                [],
+            )
+            .map_err(|e| fail(&format!("cannot write {name}"), e))?;
+        }
+        for (topic, partition, next) in offsets {
+            tx.execute(
+                "INSERT OR REPLACE INTO pipeline_offsets VALUES (?, ?, ?)",
+                params![topic, partition, next],
+            )
+            .map_err(|e| fail("cannot store offsets", e))?;
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO pipeline_state VALUES (1, ?, ?)",
+            params![STATE_FORMAT, state],
+        )
+        .map_err(|e| fail("cannot store the checkpoint", e))?;
+        tx.commit().map_err(|e| fail("cannot commit", e))
+    }
+}

@@ -1,0 +1,5 @@
+//! Where rows go. So far the embedded warehouse, DuckDB.
+
+pub mod duckdb;
+
+pub use self::duckdb::DuckDb;

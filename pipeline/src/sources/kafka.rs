@@ -1,0 +1,152 @@
+//! The Kafka source: one consumer group over the four topics, so instances share the
+//! partitions. Offsets are committed to Kafka only after the sink has written the batch;
+//! the sink's own record of offsets is what a restart trusts.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use warehouse::raw::EventKind;
+
+use super::{BatchLimits, Polled, Record, Source};
+use crate::error::PipelineError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct KafkaOptions {
+    pub brokers: String,
+    pub group: String,
+    /// The topic of each kind.
+    pub topics: Vec<(EventKind, String)>,
+    /// Further librdkafka settings, such as `security.protocol` and `sasl.*`.
+    pub settings: Vec<(String, String)>,
+}
+
+pub struct Kafka {
+    consumer: BaseConsumer,
+    kinds: HashMap<String, EventKind>,
+    options: KafkaOptions,
+}
+
+impl std::fmt::Debug for Kafka {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kafka")
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl Kafka {
+    pub fn connect(options: KafkaOptions) -> Result<Kafka, PipelineError> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &options.brokers)
+            .set("group.id", &options.group)
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("enable.partition.eof", "false");
+        for (key, value) in &options.settings {
+            config.set(key, value);
+        }
+        let consumer: BaseConsumer = config
+            .create()
+            .map_err(|e| PipelineError::Kafka(format!("bad consumer settings: {e}")))?;
+        consumer
+            .fetch_metadata(None, CONNECT_TIMEOUT)
+            .map_err(|e| {
+                PipelineError::Kafka(format!(
+                    "cannot reach the brokers at {} within {}s: {e}",
+                    options.brokers,
+                    CONNECT_TIMEOUT.as_secs()
+                ))
+            })?;
+        let names: Vec<&str> = options.topics.iter().map(|(_, t)| t.as_str()).collect();
+        consumer
+            .subscribe(&names)
+            .map_err(|e| PipelineError::Kafka(format!("cannot subscribe to {names:?}: {e}")))?;
+        let kinds = options
+            .topics
+            .iter()
+            .map(|(kind, topic)| (topic.clone(), *kind))
+            .collect();
+        Ok(Kafka {
+            consumer,
+            kinds,
+            options,
+        })
+    }
+}
+
+impl Source for Kafka {
+    fn poll(&mut self, limits: &BatchLimits) -> Result<Polled, PipelineError> {
+        let began = Instant::now();
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        while records.len() < limits.max_messages && bytes < limits.max_bytes {
+            let Some(left) = limits.max_wait.checked_sub(began.elapsed()) else {
+                break;
+            };
+            let Some(result) = self.consumer.poll(left) else {
+                break;
+            };
+            // librdkafka retries broker failures itself; what reaches here is reported
+            // and the loop goes on.
+            let message = match result {
+                Ok(message) => message,
+                Err(e) => {
+                    eprintln!("pipeline: Kafka: {e}");
+                    continue;
+                }
+            };
+            let Some(kind) = self.kinds.get(message.topic()).copied() else {
+                continue;
+            };
+            let payload = message.payload().unwrap_or_default().to_vec();
+            bytes += payload.len();
+            records.push(Record {
+                kind,
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+                offset: message.offset(),
+                payload,
+            });
+        }
+        Ok(Polled::Records(records))
+    }
+
+    fn partitions(&self) -> Vec<(EventKind, String, i32)> {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return Vec::new();
+        };
+        assignment
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                let kind = self.kinds.get(e.topic())?;
+                Some((*kind, e.topic().to_owned(), e.partition()))
+            })
+            .collect()
+    }
+
+    fn commit(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<(), PipelineError> {
+        if next_offsets.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for (topic, partition, next) in next_offsets {
+            list.add_partition_offset(topic, *partition, Offset::Offset(*next))
+                .map_err(|e| {
+                    PipelineError::Kafka(format!("bad offset {topic}/{partition}: {e}"))
+                })?;
+        }
+        // Asynchronous: the warehouse holds the offsets that matter; Kafka's copy only
+        // saves a restart from re-reading what the warehouse would skip anyway.
+        self.consumer
+            .commit(&list, CommitMode::Async)
+            .map_err(|e| PipelineError::Kafka(format!("cannot commit offsets: {e}")))
+    }
+}

@@ -1,0 +1,59 @@
+//! Where messages come from: Kafka (a consumer group over the four topics) or the
+//! JSON-lines files the simulator writes.
+
+pub mod files;
+pub mod kafka;
+
+use std::time::Duration;
+
+use warehouse::raw::EventKind;
+
+use crate::error::PipelineError;
+
+/// One message as read, with where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub kind: EventKind,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Vec<u8>,
+}
+
+/// When a micro-batch is cut: whichever limit is reached first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLimits {
+    pub max_messages: usize,
+    pub max_bytes: usize,
+    pub max_wait: Duration,
+}
+
+impl Default for BatchLimits {
+    fn default() -> BatchLimits {
+        BatchLimits {
+            max_messages: 50_000,
+            max_bytes: 32 << 20,
+            max_wait: Duration::from_millis(1_000),
+        }
+    }
+}
+
+/// What a poll found.
+#[derive(Debug)]
+pub enum Polled {
+    /// Messages, possibly none if nothing arrived in time.
+    Records(Vec<Record>),
+    /// The input has ended (files only).
+    End,
+}
+
+pub trait Source {
+    /// The next batch, cut by `limits`.
+    fn poll(&mut self, limits: &BatchLimits) -> Result<Polled, PipelineError>;
+
+    /// The partitions this source reads now, as (kind, topic, partition).
+    fn partitions(&self) -> Vec<(EventKind, String, i32)>;
+
+    /// Tells the source everything before these offsets is durably written.
+    fn commit(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<(), PipelineError>;
+}

@@ -1,0 +1,278 @@
+//! The pipeline into its DuckDB warehouse: the golden events land row for row, a
+//! pipeline killed (-9) at arbitrary points and restarted ends with the same tables as
+//! a clean run, and Kafka and files give the same warehouse. Uses the real broker of
+//! `cargo xtask kafka`.
+
+// A panic is how a test reports a failure.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use common::{Warehouse, duckdb_tables};
+use pipeline::runner::{Observer, Runner, Totals, Until};
+use pipeline::sinks::DuckDb;
+use pipeline::sources::{BatchLimits, Polled, Record, Source};
+use pipeline::transforms::{Config, Stats};
+use serde::Deserialize;
+use simulator::sinks::{Files, Kafka, KafkaOptions, Sink};
+use warehouse::raw::EventKind;
+use xtask::kafka::ScratchBroker;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pipeline-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+struct Quiet;
+
+impl Observer for Quiet {
+    fn on_batch(&mut self, _: &Totals, _: &Stats, _: Duration) {}
+}
+
+#[derive(Deserialize)]
+struct Line {
+    batch: usize,
+    topic: String,
+    partition: i32,
+    offset: i64,
+    payload: String,
+}
+
+/// The golden messages, delivered in their batches.
+struct Golden(Vec<Vec<Record>>);
+
+impl Source for Golden {
+    fn poll(&mut self, _: &BatchLimits) -> Result<Polled, pipeline::PipelineError> {
+        Ok(if self.0.is_empty() {
+            Polled::End
+        } else {
+            Polled::Records(self.0.remove(0))
+        })
+    }
+
+    fn partitions(&self) -> Vec<(EventKind, String, i32)> {
+        EventKind::ALL
+            .iter()
+            .map(|k| (*k, k.topic().to_owned(), 0))
+            .collect()
+    }
+
+    fn commit(&mut self, _: &[(String, i32, i64)]) -> Result<(), pipeline::PipelineError> {
+        Ok(())
+    }
+}
+
+/// Dead letters carry the time they were received; masked for comparison.
+fn without_receive_times(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split(" received_at=").next().unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn golden_events_land_in_duckdb_row_for_row() {
+    let dir = temp_dir("golden");
+    let golden = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden");
+    let lines: Vec<Line> = std::fs::read_to_string(golden.join("messages.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut batches = vec![Vec::new(); 2];
+    for l in lines {
+        batches[l.batch - 1].push(Record {
+            kind: EventKind::from_topic(&l.topic).unwrap(),
+            topic: l.topic,
+            partition: l.partition,
+            offset: l.offset,
+            payload: l.payload.into_bytes(),
+        });
+    }
+    let sink = DuckDb::open(&dir.join("w.duckdb")).unwrap();
+    let mut runner = Runner::new(
+        Golden(batches),
+        sink,
+        Config::default(),
+        BatchLimits::default(),
+    )
+    .unwrap();
+    let totals = runner
+        .run(Until::Stopped, &AtomicBool::new(false), &mut Quiet)
+        .unwrap();
+    assert_eq!(totals.stats.consumed, 38);
+    let stored = duckdb_tables(runner.sink().connection());
+    let expected = std::fs::read_to_string(golden.join("expected.txt")).unwrap();
+    assert_eq!(
+        without_receive_times(&stored.text()),
+        without_receive_times(&expected)
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Simulated events written to `sink`.
+fn simulate(sink: &mut dyn Sink, users: u32, days: i64) {
+    let mut config = simulator::defaults::config();
+    config.beta = 6.0 * 3600.0;
+    let model = config.compile().unwrap();
+    let start_ms = simulator::clock::parse_date_time("2026-01-05").unwrap();
+    let run = simulator::world::RunSpec {
+        seed: 12,
+        start_ms,
+        end_ms: start_ms + days * simulator::clock::DAY_MS,
+        users,
+        first_user_id: 1,
+        growth_rate: 2.0,
+        attrition_rate: 0.0,
+    };
+    let world = simulator::world::World::new(
+        &config,
+        model,
+        simulator::songs::Catalogue::builtin(),
+        simulator::population::Places::us(),
+        run,
+    )
+    .unwrap();
+    let options = simulator::engine::Options {
+        threads: 2,
+        pacing: None,
+    };
+    simulator::engine::run(
+        &world,
+        &options,
+        sink,
+        &AtomicBool::new(false),
+        &mut simulator::engine::Quiet,
+    )
+    .unwrap();
+}
+
+fn pipeline(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pipeline"));
+    command.arg("run").arg("-q").args(args);
+    command
+}
+
+fn warehouse_at(path: &Path) -> Warehouse {
+    let connection = duckdb::Connection::open(path).unwrap();
+    duckdb_tables(&connection)
+}
+
+#[test]
+fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
+    let dir = temp_dir("crash");
+    let events = dir.join("events");
+    let mut files = Files::create(&events, false).unwrap();
+    simulate(&mut files, 150, 3);
+    drop(files);
+    let input = events.to_str().unwrap();
+
+    let clean = dir.join("clean.duckdb");
+    let status = pipeline(&["--input", input, "--duckdb", clean.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let crashed = dir.join("crashed.duckdb");
+    let crashed_arg = crashed.to_str().unwrap();
+    let small = ["--batch-max-messages", "700"];
+    let mut kills = 0;
+    for delay_ms in [150, 400, 250, 700] {
+        let mut child = pipeline(&["--input", input, "--duckdb", crashed_arg])
+            .args(small)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    assert!(
+        kills >= 3,
+        "the pipeline finished before it could be killed"
+    );
+    let status = pipeline(&["--input", input, "--duckdb", crashed_arg])
+        .args(small)
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let (a, b) = (warehouse_at(&clean), warehouse_at(&crashed));
+    assert!(a.rows("event_fact").len() > 1_000);
+    for table in warehouse::schema::TABLES {
+        assert!(
+            a.rows(table.name) == b.rows(table.name),
+            "{} differs after crashes",
+            table.name
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn kafka_and_files_give_the_same_warehouse() {
+    let dir = temp_dir("kafka");
+    let scratch = ScratchBroker::start("pipeline-test").unwrap();
+    let bootstrap = scratch.broker().bootstrap();
+    let mut kafka = Kafka::connect(KafkaOptions {
+        brokers: bootstrap.clone(),
+        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
+        partitions: 3,
+        replication_factor: 1,
+        compression: "lz4".to_owned(),
+        tag: None,
+        settings: Vec::new(),
+    })
+    .unwrap();
+    simulate(&mut kafka, 100, 2);
+    drop(kafka);
+    let events = dir.join("events");
+    let mut files = Files::create(&events, false).unwrap();
+    simulate(&mut files, 100, 2);
+    drop(files);
+
+    let from_files = dir.join("files.duckdb");
+    let status = pipeline(&[
+        "--input",
+        events.to_str().unwrap(),
+        "--duckdb",
+        from_files.to_str().unwrap(),
+    ])
+    .status()
+    .unwrap();
+    assert!(status.success());
+    let from_kafka = dir.join("kafka.duckdb");
+    let status = pipeline(&[
+        "--kafka-brokers",
+        &bootstrap,
+        "--duckdb",
+        from_kafka.to_str().unwrap(),
+        "--exit-when-idle-s",
+        "4",
+        "--batch-max-ms",
+        "300",
+    ])
+    .status()
+    .unwrap();
+    assert!(status.success());
+    let (a, b) = (warehouse_at(&from_files), warehouse_at(&from_kafka));
+    assert!(a.rows("session_fact").len() > 100);
+    for table in warehouse::schema::TABLES {
+        assert!(
+            a.rows(table.name) == b.rows(table.name),
+            "{} differs between files and Kafka",
+            table.name
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
