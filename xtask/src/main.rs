@@ -2,6 +2,7 @@
 
 mod ci;
 mod codegen;
+mod demo;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -24,6 +25,10 @@ Commands:
   kafka topics [--port N] -- ARGS...
                       Kafka's own topic tool against that broker, for example
                       `cargo xtask kafka topics -- --list`.
+  demo [--users N] [--days D] [--seed S] [--out PATH]
+                      The main job, embedded: simulate (default 2,000 users, 7 days,
+                      seed 1), stream through the pipeline into DuckDB (default
+                      data/warehouse.duckdb) and print what landed.
   ci                  Every check CI runs: fmt, clippy, codegen --check, all tests.
                       Installs missing toolchain components first.
   help                This text.
@@ -94,6 +99,19 @@ fn run() -> Result<()> {
         "ci" => {
             no_more_args(&mut args, "ci")?;
             ci::run()
+        }
+        "demo" => {
+            let mut demo = demo::Demo::default();
+            while let Some(arg) = args.next()? {
+                match arg {
+                    lexopt::Arg::Long("users") => demo.users = args.value()?.parse()?,
+                    lexopt::Arg::Long("days") => demo.days = args.value()?.parse()?,
+                    lexopt::Arg::Long("seed") => demo.seed = args.value()?.parse()?,
+                    lexopt::Arg::Long("out") => demo.out = args.value()?.into(),
+                    other => bail!("demo: {}", other.unexpected()),
+                }
+            }
+            demo::run(&demo)
         }
         "help" => {
             print!("{HELP}");

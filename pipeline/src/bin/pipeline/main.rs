@@ -1,6 +1,7 @@
 //! The `pipeline` binary: events from Kafka or files into the DuckDB warehouse, resuming
 //! exactly where the warehouse says it stopped.
 
+mod report;
 mod settings;
 
 use std::sync::Arc;
@@ -36,7 +37,16 @@ fn run() -> Result<i32> {
     }
     match command.name.as_deref() {
         Some("run") => {}
-        Some(other) => bail!("unknown command {other:?}; the command is `run` (see --help)"),
+        Some("report") => {
+            let path = command
+                .flags
+                .duckdb
+                .clone()
+                .unwrap_or_else(|| "data/warehouse.duckdb".into());
+            report::print(&path)?;
+            return Ok(0);
+        }
+        Some(other) => bail!("unknown command {other:?}; expected run or report (see --help)"),
         None => unreachable!("checked above"),
     }
     let file = match &command.config {

@@ -15,6 +15,7 @@ pub const USAGE: &str = "\
 pipeline: music-analytics events into the star schema
 
 USAGE: pipeline run [OPTIONS] (--kafka-brokers HOSTS | --input DIR)
+       pipeline report [--duckdb PATH]     rows per table and headline analytics
 
 Source (one of):
       --kafka-brokers HOSTS     consume the four topics as a consumer group
