@@ -3,11 +3,13 @@
 //! then tell the source. Stops between batches when asked, so nothing is half-written.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::PipelineError;
-use crate::sinks::DuckDb;
+use crate::metrics::Metrics;
+use crate::sinks::{DeadLetterTopics, DuckDb};
 use crate::sources::{BatchLimits, Polled, Source};
 use crate::transforms::{Config, Message, Output, Stats, Transformer};
 
@@ -44,7 +46,12 @@ pub struct Runner<S> {
     limits: BatchLimits,
     /// The next offset to read per partition, as the warehouse records it.
     next: BTreeMap<(String, i32), i64>,
+    metrics: Arc<Metrics>,
+    dead_letter_topics: Option<DeadLetterTopics>,
 }
+
+/// How often consumer lag is measured: it asks the brokers.
+const LAG_EVERY: Duration = Duration::from_secs(10);
 
 impl<S: Source> Runner<S> {
     /// Resumes from the warehouse's checkpoint, if it has one.
@@ -65,7 +72,20 @@ impl<S: Source> Runner<S> {
             transformer,
             limits,
             next,
+            metrics: Arc::new(Metrics::default()),
+            dead_letter_topics: None,
         })
+    }
+
+    /// Also sends every dead letter to `<topic>.dlq` on Kafka.
+    pub fn with_dead_letter_topics(mut self, topics: DeadLetterTopics) -> Runner<S> {
+        self.dead_letter_topics = Some(topics);
+        self
+    }
+
+    /// The metrics this runner records, for the HTTP endpoint.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        Arc::clone(&self.metrics)
     }
 
     pub fn sink(&self) -> &DuckDb {
@@ -80,11 +100,39 @@ impl<S: Source> Runner<S> {
     ) -> Result<Totals, PipelineError> {
         let mut totals = Totals::default();
         let mut idle_since = Instant::now();
+        let mut lag_measured: Option<Instant> = None;
+        self.metrics.set_ready(true);
+        let result = self.run_loop(
+            until,
+            stop,
+            observer,
+            &mut totals,
+            &mut idle_since,
+            &mut lag_measured,
+        );
+        self.metrics.set_ready(false);
+        result.map(|()| totals)
+    }
+
+    fn run_loop(
+        &mut self,
+        until: Until,
+        stop: &AtomicBool,
+        observer: &mut dyn Observer,
+        totals: &mut Totals,
+        idle_since: &mut Instant,
+        lag_measured: &mut Option<Instant>,
+    ) -> Result<(), PipelineError> {
         while !stop.load(Ordering::Relaxed) {
+            self.metrics.tick();
+            if lag_measured.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
+                self.metrics.set_lag(self.source.lag());
+                *lag_measured = Some(Instant::now());
+            }
             let began = Instant::now();
             let records = match self.source.poll(&self.limits)? {
                 Polled::End => {
-                    self.finish(&mut totals, observer)?;
+                    self.finish(totals, observer)?;
                     break;
                 }
                 Polled::Records(records) => records,
@@ -96,12 +144,12 @@ impl<S: Source> Runner<S> {
                 if let Until::IdleFor(idle) = until
                     && idle_since.elapsed() >= idle
                 {
-                    self.finish(&mut totals, observer)?;
+                    self.finish(totals, observer)?;
                     break;
                 }
                 continue;
             }
-            idle_since = Instant::now();
+            *idle_since = Instant::now();
             // What a crash left between the warehouse's commit and the source's is read
             // again; the warehouse's offsets say what to skip.
             let fresh: Vec<_> = records
@@ -113,10 +161,13 @@ impl<S: Source> Runner<S> {
                 .collect();
             totals.skipped += (records.len() - fresh.len()) as u64;
             let mut advanced: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            let mut by_topic: BTreeMap<String, u64> = BTreeMap::new();
             for r in &fresh {
                 let next = advanced.entry((r.topic.clone(), r.partition)).or_insert(0);
                 *next = (*next).max(r.offset + 1);
+                *by_topic.entry(r.topic.clone()).or_default() += 1;
             }
+            let skipped = (records.len() - fresh.len()) as u64;
             let output = self.transformer.process(
                 fresh.iter().map(|r| Message {
                     kind: r.kind,
@@ -131,11 +182,15 @@ impl<S: Source> Runner<S> {
                 .into_iter()
                 .map(|((topic, partition), next)| (topic, partition, next))
                 .collect();
-            self.write(&output, &offsets, &mut totals)?;
+            let committing = Instant::now();
+            self.write(&output, &offsets, totals)?;
+            let commit = committing.elapsed();
             self.source.commit(&offsets)?;
-            observer.on_batch(&totals, &output.stats, began.elapsed());
+            self.metrics
+                .batch(&by_topic, skipped, &output, began.elapsed(), commit);
+            observer.on_batch(totals, &output.stats, began.elapsed());
         }
-        Ok(totals)
+        Ok(())
     }
 
     fn write(
@@ -144,6 +199,9 @@ impl<S: Source> Runner<S> {
         offsets: &[(String, i32, i64)],
         totals: &mut Totals,
     ) -> Result<(), PipelineError> {
+        if let Some(topics) = &self.dead_letter_topics {
+            topics.send(&output.tables.dead_letters)?;
+        }
         self.sink.write(output, offsets, self.transformer.state())?;
         for (topic, partition, next) in offsets {
             self.next.insert((topic.clone(), *partition), *next);
@@ -170,6 +228,13 @@ impl<S: Source> Runner<S> {
         let began = Instant::now();
         let output = self.transformer.finish();
         self.write(&output, &[], totals)?;
+        self.metrics.batch(
+            &BTreeMap::new(),
+            0,
+            &output,
+            began.elapsed(),
+            began.elapsed(),
+        );
         observer.on_batch(totals, &output.stats, began.elapsed());
         Ok(())
     }

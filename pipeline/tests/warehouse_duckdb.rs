@@ -276,3 +276,145 @@ fn kafka_and_files_give_the_same_warehouse() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// GET `path` on the pipeline's HTTP endpoint: (status code, body).
+fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    Some((status, body))
+}
+
+#[test]
+fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_add_up() {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+    let dir = temp_dir("dlq");
+    let scratch = ScratchBroker::start("pipeline-dlq-test").unwrap();
+    let bootstrap = scratch.broker().bootstrap();
+    let mut kafka = Kafka::connect(KafkaOptions {
+        brokers: bootstrap.clone(),
+        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
+        partitions: 2,
+        replication_factor: 1,
+        compression: "none".to_owned(),
+        tag: None,
+        settings: Vec::new(),
+    })
+    .unwrap();
+    simulate(&mut kafka, 40, 1);
+    let produced: u64 = kafka.report().delivered.iter().sum();
+    drop(kafka);
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let bad: [&[u8]; 3] = [b"not json", b"{\"ts\":1}", b""];
+    for payload in bad {
+        producer
+            .send(BaseRecord::<(), [u8]>::to("page_view_events").payload(payload))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let port = xtask::kafka::free_port_pair();
+    let duckdb = dir.join("w.duckdb");
+    let mut child = pipeline(&[
+        "--kafka-brokers",
+        &bootstrap,
+        "--duckdb",
+        duckdb.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--exit-when-idle-s",
+        "6",
+        "--batch-max-ms",
+        "300",
+    ])
+    .spawn()
+    .unwrap();
+    let expected = produced + bad.len() as u64;
+    let mut consumed = 0;
+    let mut ready = false;
+    for _ in 0..100 {
+        std::thread::sleep(Duration::from_millis(200));
+        if let Some((200, _)) = http_get(port, "/readyz") {
+            ready = true;
+        }
+        if let Some((200, body)) = http_get(port, "/metrics") {
+            consumed = body
+                .lines()
+                .filter(|l| l.starts_with("pipeline_messages_total{"))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum();
+            if consumed == expected {
+                assert!(
+                    body.contains("pipeline_dead_letters_total{reason=\"invalid_json\"} 1"),
+                    "{body}"
+                );
+                assert!(
+                    body.contains("pipeline_dead_letters_total{reason=\"empty\"} 1"),
+                    "{body}"
+                );
+                assert!(body.contains("pipeline_consumer_lag"), "{body}");
+                assert_eq!(http_get(port, "/healthz").map(|r| r.0), Some(200));
+                break;
+            }
+        }
+    }
+    assert!(ready, "/readyz never answered 200");
+    assert_eq!(
+        consumed, expected,
+        "the metrics never counted every message"
+    );
+    assert!(child.wait().unwrap().success());
+
+    // The warehouse and the dead-letter topic hold the three, byte for byte.
+    let connection = duckdb::Connection::open(&duckdb).unwrap();
+    let mut statement = connection
+        .prepare("SELECT payload, reason FROM dead_letters ORDER BY source_offset")
+        .unwrap();
+    let stored: Vec<(Vec<u8>, String)> = statement
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut stored_payloads: Vec<Vec<u8>> = stored.iter().map(|(p, _)| p.clone()).collect();
+    stored_payloads.sort();
+    let mut sent: Vec<Vec<u8>> = bad.iter().map(|b| b.to_vec()).collect();
+    sent.sort();
+    assert_eq!(stored_payloads, sent);
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "dlq-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["page_view_events.dlq"]).unwrap();
+    let mut dlq = Vec::new();
+    for _ in 0..60 {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let reason = m
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == "reason").and_then(|h| h.value))
+                .map(|v| String::from_utf8_lossy(v).into_owned());
+            dlq.push((m.payload().unwrap_or_default().to_vec(), reason));
+            if dlq.len() == 3 {
+                break;
+            }
+        }
+    }
+    let mut dlq_payloads: Vec<Vec<u8>> = dlq.iter().map(|(p, _)| p.clone()).collect();
+    dlq_payloads.sort();
+    assert_eq!(dlq_payloads, sent);
+    assert!(dlq.iter().all(|(_, reason)| reason.is_some()));
+    std::fs::remove_dir_all(dir).unwrap();
+}

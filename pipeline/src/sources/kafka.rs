@@ -132,6 +132,24 @@ impl Source for Kafka {
             .collect()
     }
 
+    fn lag(&self) -> Option<i64> {
+        let positions = self.consumer.position().ok()?;
+        let mut lag = 0;
+        for e in positions.elements() {
+            let (_, high) = self
+                .consumer
+                .fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
+                .ok()?;
+            let position = match e.offset() {
+                Offset::Offset(n) => n,
+                // Nothing consumed yet on this partition: all of it is behind.
+                _ => 0,
+            };
+            lag += (high - position).max(0);
+        }
+        Some(lag)
+    }
+
     fn commit(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<(), PipelineError> {
         if next_offsets.is_empty() {
             return Ok(());

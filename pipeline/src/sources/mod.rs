@@ -56,4 +56,9 @@ pub trait Source {
 
     /// Tells the source everything before these offsets is durably written.
     fn commit(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<(), PipelineError>;
+
+    /// Messages behind the end of the input, where the source can tell.
+    fn lag(&self) -> Option<i64> {
+        None
+    }
 }

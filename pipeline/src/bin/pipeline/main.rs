@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use pipeline::runner::{Observer, Runner, Totals, Until};
-use pipeline::sinks::DuckDb;
+use pipeline::sinks::{DeadLetterTopics, DuckDb};
 use pipeline::sources::Source;
 use pipeline::sources::files::Files;
 use pipeline::sources::kafka::{Kafka, KafkaOptions};
@@ -76,7 +76,7 @@ fn run() -> Result<i32> {
         Input::Files(dir) => {
             let source = Files::open(dir, &settings.topics)?;
             announce(&settings, &format!("files in {}", dir.display()));
-            drive(source, sink, &settings, until, &stop)?
+            drive(source, sink, &settings, until, &stop, None)?
         }
         Input::Kafka { brokers, group } => {
             let source = Kafka::connect(KafkaOptions {
@@ -86,7 +86,15 @@ fn run() -> Result<i32> {
                 settings: settings.kafka_settings.clone(),
             })?;
             announce(&settings, &format!("Kafka at {brokers} (group {group})"));
-            drive(source, sink, &settings, until, &stop)?
+            let dead_letters = if settings.dead_letter_topics {
+                Some(DeadLetterTopics::connect(
+                    brokers,
+                    &settings.kafka_settings,
+                )?)
+            } else {
+                None
+            };
+            drive(source, sink, &settings, until, &stop, dead_letters)?
         }
     };
     if !settings.quiet {
@@ -128,8 +136,18 @@ fn drive<S: Source>(
     settings: &Settings,
     until: Until,
     stop: &AtomicBool,
+    dead_letters: Option<DeadLetterTopics>,
 ) -> Result<Totals> {
     let mut runner = Runner::new(source, sink, settings.transform.clone(), settings.limits)?;
+    if let Some(topics) = dead_letters {
+        runner = runner.with_dead_letter_topics(topics);
+    }
+    if let Some(address) = &settings.listen {
+        let bound = pipeline::serve::spawn(address, runner.metrics())?;
+        if !settings.quiet {
+            eprintln!("pipeline: serving http://{bound}/metrics, /healthz and /readyz");
+        }
+    }
     let mut progress = Progress {
         quiet: settings.quiet,
         last: Instant::now(),

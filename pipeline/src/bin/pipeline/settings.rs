@@ -33,6 +33,9 @@ Options:
       --session-timeout-s N     a session closes N seconds after its last event (default 1800)
       --retention-s N           closed sessions are remembered N seconds (default 7200)
       --exit-when-idle-s N      close every session and exit once nothing came for N seconds
+      --listen ADDR             serve /metrics, /healthz and /readyz, e.g. 0.0.0.0:9464
+      --no-dead-letter-topics   with Kafka, keep dead letters in the warehouse only (by
+                                default they also go to <topic>.dlq)
   -q, --quiet                   no progress output
   -h, --help                    this text
 
@@ -58,6 +61,8 @@ pub struct Layer {
     pub session_timeout_s: Option<i64>,
     pub retention_s: Option<i64>,
     pub exit_when_idle_s: Option<u64>,
+    pub listen: Option<String>,
+    pub dead_letter_topics: Option<bool>,
     pub quiet: Option<bool>,
 }
 
@@ -86,6 +91,8 @@ impl Layer {
             session_timeout_s: other.session_timeout_s.or(self.session_timeout_s),
             retention_s: other.retention_s.or(self.retention_s),
             exit_when_idle_s: other.exit_when_idle_s.or(self.exit_when_idle_s),
+            listen: other.listen.or(self.listen),
+            dead_letter_topics: other.dead_letter_topics.or(self.dead_letter_topics),
             quiet: other.quiet.or(self.quiet),
         }
     }
@@ -158,6 +165,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             "--session-timeout-s" => f.session_timeout_s = parsed!(),
             "--retention-s" => f.retention_s = parsed!(),
             "--exit-when-idle-s" => f.exit_when_idle_s = parsed!(),
+            "--listen" => f.listen = Some(value()?),
+            "--no-dead-letter-topics" => f.dead_letter_topics = Some(false),
             "-q" | "--quiet" => f.quiet = Some(true),
             "-h" | "--help" => command.help = true,
             _ => bail!("unknown flag {flag}; see --help"),
@@ -206,6 +215,8 @@ pub struct Settings {
     pub limits: pipeline::sources::BatchLimits,
     pub transform: pipeline::transforms::Config,
     pub exit_when_idle: Option<std::time::Duration>,
+    pub listen: Option<String>,
+    pub dead_letter_topics: bool,
     pub quiet: bool,
 }
 
@@ -279,6 +290,8 @@ impl Settings {
                 ..config
             },
             exit_when_idle: s.exit_when_idle_s.map(std::time::Duration::from_secs),
+            listen: s.listen.clone(),
+            dead_letter_topics: s.dead_letter_topics.unwrap_or(true),
             quiet: s.quiet.unwrap_or(false),
         })
     }
