@@ -2,6 +2,7 @@
 //! the pure core; `sources` read messages, `sinks` write rows, `runner` joins them,
 //! `metrics` and `serve` report on it.
 
+pub mod batch;
 pub mod error;
 pub mod metrics;
 pub mod runner;

@@ -418,3 +418,66 @@ fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_add_up()
     assert!(dlq.iter().all(|(_, reason)| reason.is_some()));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn the_session_fact_batch_job_repairs_a_day_and_is_idempotent() {
+    let dir = temp_dir("batch");
+    let events = dir.join("events");
+    let mut files = Files::create(&events, false).unwrap();
+    simulate(&mut files, 80, 2);
+    drop(files);
+    let topics: Vec<(EventKind, String)> = EventKind::ALL
+        .iter()
+        .map(|k| (*k, k.topic().to_owned()))
+        .collect();
+    let source = pipeline::sources::files::Files::open(&events, &topics).unwrap();
+    let path = dir.join("w.duckdb");
+    let sink = DuckDb::open(&path).unwrap();
+    let mut runner = Runner::new(source, sink, Config::default(), BatchLimits::default()).unwrap();
+    runner
+        .run(Until::Stopped, &AtomicBool::new(false), &mut Quiet)
+        .unwrap();
+    drop(runner);
+    let mut sink = DuckDb::open(&path).unwrap();
+
+    // The streaming core and the batch job agree: nothing to do.
+    let first = pipeline::batch::session_fact(&mut sink, "2026-01-05").unwrap();
+    assert!(first.sessions > 50, "{first:?}");
+    assert_eq!(first.rewritten, 0);
+    let before = duckdb_tables(sink.connection());
+
+    // Damage three sessions of the day; the job writes new versions that repair them.
+    sink.connection()
+        .execute_batch(
+            "UPDATE session_fact SET listen_count = listen_count + 7, listening_time = 0
+             WHERE session_key IN (SELECT session_key FROM session_fact
+                                   WHERE date_key = 20260105 ORDER BY session_key LIMIT 3)",
+        )
+        .unwrap();
+    let repaired = pipeline::batch::session_fact(&mut sink, "2026-01-05").unwrap();
+    assert_eq!(repaired.rewritten, 3);
+    let after = duckdb_tables(sink.connection());
+    let current = |w: &Warehouse| -> Vec<String> {
+        w.rows("session_fact")
+            .into_iter()
+            .filter(|r| r.ends_with("is_record_valid=true"))
+            .map(|r| r.split(" record_valid_from=").next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        current(&after),
+        current(&before),
+        "the repaired values differ"
+    );
+    assert_eq!(
+        after.rows("session_fact").len(),
+        before.rows("session_fact").len() + 3,
+        "the damaged rows are kept as closed versions"
+    );
+
+    // Again: nothing changes.
+    let again = pipeline::batch::session_fact(&mut sink, "2026-01-05").unwrap();
+    assert_eq!(again.rewritten, 0);
+    assert_eq!(duckdb_tables(sink.connection()), after);
+    std::fs::remove_dir_all(dir).unwrap();
+}

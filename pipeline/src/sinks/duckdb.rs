@@ -134,12 +134,43 @@ impl DuckDb {
         offsets: &[(String, i32, i64)],
         state: &State,
     ) -> Result<(), PipelineError> {
-        let batches = record_batches(&output.tables)
-            .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
         let state = serde_json::to_string(state)
             .map_err(|e| PipelineError::Bug(format!("the state does not serialize: {e}")))?;
+        self.transaction(output, |tx, fail| {
+            for (topic, partition, next) in offsets {
+                tx.execute(
+                    "INSERT OR REPLACE INTO pipeline_offsets VALUES (?, ?, ?)",
+                    params![topic, partition, next],
+                )
+                .map_err(|e| fail("cannot store offsets", e))?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO pipeline_state VALUES (1, ?, ?)",
+                params![STATE_FORMAT, state],
+            )
+            .map_err(|e| fail("cannot store the checkpoint", e))?;
+            Ok(())
+        })
+    }
+
+    /// Writes rows alone, in one transaction: for batch jobs, which move no offsets.
+    pub fn upsert(&mut self, output: &Output) -> Result<(), PipelineError> {
+        self.transaction(output, |_, _| Ok(()))
+    }
+
+    /// Upserts the output's rows, then runs `more` in the same transaction.
+    fn transaction(
+        &mut self,
+        output: &Output,
+        more: impl FnOnce(
+            &duckdb::Transaction<'_>,
+            &dyn Fn(&str, duckdb::Error) -> PipelineError,
+        ) -> Result<(), PipelineError>,
+    ) -> Result<(), PipelineError> {
+        let batches = record_batches(&output.tables)
+            .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
         let path = self.path.clone();
-        let fail = |doing: &str, e: duckdb::Error| PipelineError::DuckDb {
+        let fail = move |doing: &str, e: duckdb::Error| PipelineError::DuckDb {
             path: path.clone(),
             message: format!("{doing}: {e}"),
         };
@@ -175,18 +206,7 @@ impl DuckDb {
             )
             .map_err(|e| fail(&format!("cannot write {name}"), e))?;
         }
-        for (topic, partition, next) in offsets {
-            tx.execute(
-                "INSERT OR REPLACE INTO pipeline_offsets VALUES (?, ?, ?)",
-                params![topic, partition, next],
-            )
-            .map_err(|e| fail("cannot store offsets", e))?;
-        }
-        tx.execute(
-            "INSERT OR REPLACE INTO pipeline_state VALUES (1, ?, ?)",
-            params![STATE_FORMAT, state],
-        )
-        .map_err(|e| fail("cannot store the checkpoint", e))?;
+        more(&tx, &fail)?;
         tx.commit().map_err(|e| fail("cannot commit", e))
     }
 }

@@ -35,6 +35,11 @@ fn run() -> Result<i32> {
         print!("{USAGE}");
         return Ok(if command.help { 0 } else { 2 });
     }
+    if command.name.as_deref() != Some("batch")
+        && let Some(extra) = command.rest.first()
+    {
+        bail!("unexpected argument {extra:?}; see --help");
+    }
     match command.name.as_deref() {
         Some("run") => {}
         Some("report") => {
@@ -46,7 +51,27 @@ fn run() -> Result<i32> {
             report::print(&path)?;
             return Ok(0);
         }
-        Some(other) => bail!("unknown command {other:?}; expected run or report (see --help)"),
+        Some("batch") => {
+            let (job, date) = (command.rest.first(), command.date.as_deref());
+            let (Some("session-fact"), Some(date)) = (job.map(String::as_str), date) else {
+                bail!("usage: pipeline batch session-fact --date YYYY-MM-DD [--duckdb PATH]");
+            };
+            let path = command
+                .flags
+                .duckdb
+                .clone()
+                .unwrap_or_else(|| "data/warehouse.duckdb".into());
+            let mut sink = DuckDb::open(&path)?;
+            let report = pipeline::batch::session_fact(&mut sink, date)?;
+            println!(
+                "pipeline batch session-fact {date}: {} sessions, {} rewritten",
+                report.sessions, report.rewritten
+            );
+            return Ok(0);
+        }
+        Some(other) => {
+            bail!("unknown command {other:?}; expected run, report or batch (see --help)")
+        }
         None => unreachable!("checked above"),
     }
     let file = match &command.config {

@@ -16,6 +16,8 @@ pipeline: music-analytics events into the star schema
 
 USAGE: pipeline run [OPTIONS] (--kafka-brokers HOSTS | --input DIR)
        pipeline report [--duckdb PATH]     rows per table and headline analytics
+       pipeline batch session-fact --date YYYY-MM-DD [--duckdb PATH]
+                                           recompute a day's session facts (idempotent)
 
 Source (one of):
       --kafka-brokers HOSTS     consume the four topics as a consumer group
@@ -102,6 +104,10 @@ impl Layer {
 #[derive(Debug, Default)]
 pub struct Command {
     pub name: Option<String>,
+    /// Words after the command, such as a batch job's name.
+    pub rest: Vec<String>,
+    /// A batch job's day.
+    pub date: Option<String>,
     pub config: Option<PathBuf>,
     pub flags: Layer,
     pub help: bool,
@@ -126,7 +132,10 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
                 command.name = Some(v.clone().string()?);
                 continue;
             }
-            Value(v) => bail!("unexpected argument {v:?}; see --help"),
+            Value(v) => {
+                command.rest.push(v.clone().string()?);
+                continue;
+            }
         };
         let mut value = || -> Result<String> {
             parser
@@ -150,6 +159,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             "--input" => f.input = Some(value()?.into()),
             "--duckdb" => f.duckdb = Some(value()?.into()),
             "--config" => command.config = Some(value()?.into()),
+            "--date" => command.date = Some(value()?),
             "--group" => f.group = Some(value()?),
             "--topic" => {
                 let (k, v) = key_value(&flag, &value()?)?;
