@@ -18,8 +18,9 @@ use crate::transforms::{Config, Message, Output, Stats, Transformer};
 pub enum Until {
     /// Run until stopped.
     Stopped,
-    /// Stop once the source has had nothing for this long, closing every session as at
-    /// the end of the input (for runs over a finite stream, such as the demo).
+    /// Stop once the source has been caught up (no lag) with nothing new for this long,
+    /// closing every session as at the end of the input (for runs over a finite stream,
+    /// such as the demo).
     IdleFor(Duration),
 }
 
@@ -141,11 +142,15 @@ impl<S: Source> Runner<S> {
                 self.transformer.track(kind, &topic, partition);
             }
             if records.is_empty() {
-                if let Until::IdleFor(idle) = until
-                    && idle_since.elapsed() >= idle
-                {
-                    self.finish(totals, observer)?;
-                    break;
+                if let Until::IdleFor(idle) = until {
+                    // Idle means caught up: a source that is behind, or cannot say (a
+                    // broker that is down), is waited for.
+                    if self.source.lag() != Some(0) {
+                        *idle_since = Instant::now();
+                    } else if idle_since.elapsed() >= idle {
+                        self.finish(totals, observer)?;
+                        break;
+                    }
                 }
                 continue;
             }

@@ -481,3 +481,87 @@ fn the_session_fact_batch_job_repairs_a_day_and_is_idempotent() {
     assert_eq!(duckdb_tables(sink.connection()), after);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_broker_restart_during_a_run_loses_nothing() {
+    let dir = temp_dir("restart");
+    let scratch = ScratchBroker::start("pipeline-restart-test").unwrap();
+    let broker = scratch.broker();
+    let bootstrap = broker.bootstrap();
+    let mut kafka = Kafka::connect(KafkaOptions {
+        brokers: bootstrap.clone(),
+        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
+        partitions: 3,
+        replication_factor: 1,
+        compression: "lz4".to_owned(),
+        tag: None,
+        settings: Vec::new(),
+    })
+    .unwrap();
+    simulate(&mut kafka, 100, 2);
+    drop(kafka);
+    let events = dir.join("events");
+    let mut files = Files::create(&events, false).unwrap();
+    simulate(&mut files, 100, 2);
+    drop(files);
+    let from_files = dir.join("files.duckdb");
+    let status = pipeline(&[
+        "--input",
+        events.to_str().unwrap(),
+        "--duckdb",
+        from_files.to_str().unwrap(),
+    ])
+    .status()
+    .unwrap();
+    assert!(status.success());
+
+    // Small batches, so that the run is still going when the broker goes away.
+    let from_kafka = dir.join("kafka.duckdb");
+    let port = xtask::kafka::free_port_pair();
+    let listen = format!("127.0.0.1:{port}");
+    let mut child = pipeline(&[
+        "--listen",
+        &listen,
+        "--kafka-brokers",
+        &bootstrap,
+        "--duckdb",
+        from_kafka.to_str().unwrap(),
+        "--exit-when-idle-s",
+        "3",
+        "--batch-max-messages",
+        "50",
+        "--batch-max-ms",
+        "200",
+    ])
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    // Stop the broker as soon as the pipeline has consumed something.
+    for _ in 0..200 {
+        let consumed = http_get(port, "/metrics").is_some_and(|(_, body)| {
+            body.lines()
+                .any(|l| l.starts_with("pipeline_messages_total{"))
+        });
+        if consumed {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    broker.stop().unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the pipeline gave up while the broker was down"
+    );
+    broker.start().unwrap();
+    assert!(child.wait().unwrap().success());
+    let (a, b) = (warehouse_at(&from_files), warehouse_at(&from_kafka));
+    for table in warehouse::schema::TABLES {
+        assert!(
+            a.rows(table.name) == b.rows(table.name),
+            "{} differs after a broker restart",
+            table.name
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

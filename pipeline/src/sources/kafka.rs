@@ -14,6 +14,9 @@ use super::{BatchLimits, Polled, Record, Source};
 use crate::error::PipelineError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long asking a partition's end may take; the first ask of a partition opens a
+/// connection to its leader, which takes more than half a second even on loopback.
+const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct KafkaOptions {
@@ -138,7 +141,7 @@ impl Source for Kafka {
         for e in positions.elements() {
             let (_, high) = self
                 .consumer
-                .fetch_watermarks(e.topic(), e.partition(), Duration::from_millis(500))
+                .fetch_watermarks(e.topic(), e.partition(), WATERMARK_TIMEOUT)
                 .ok()?;
             let position = match e.offset() {
                 Offset::Offset(n) => n,

@@ -34,7 +34,8 @@ Options:
       --batch-max-ms N          ... or after N milliseconds (default 1000)
       --session-timeout-s N     a session closes N seconds after its last event (default 1800)
       --retention-s N           closed sessions are remembered N seconds (default 7200)
-      --exit-when-idle-s N      close every session and exit once nothing came for N seconds
+      --exit-when-idle-s N      close every session and exit once caught up (no lag) and
+                                idle for N seconds
       --listen ADDR             serve /metrics, /healthz and /readyz, e.g. 0.0.0.0:9464
       --no-dead-letter-topics   with Kafka, keep dead letters in the warehouse only (by
                                 default they also go to <topic>.dlq)
