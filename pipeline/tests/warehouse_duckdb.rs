@@ -170,7 +170,7 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
     let dir = temp_dir("crash");
     let events = dir.join("events");
     let mut files = Files::create(&events, false).unwrap();
-    simulate(&mut files, 150, 3);
+    simulate(&mut files, 300, 3);
     drop(files);
     let input = events.to_str().unwrap();
 
@@ -182,25 +182,43 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
 
     let crashed = dir.join("crashed.duckdb");
     let crashed_arg = crashed.to_str().unwrap();
-    let small = ["--batch-max-messages", "700"];
-    let mut kills = 0;
-    for delay_ms in [150, 400, 250, 700] {
-        let mut child = pipeline(&["--input", input, "--duckdb", crashed_arg])
-            .args(small)
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap();
-            kills += 1;
+    let small = ["--batch-max-messages", "150"];
+    // Three rounds: each is killed (-9) once it has written a few more batches, wherever
+    // it then is: polling, transforming or inside the warehouse's transaction.
+    for (round, after_batches) in [3, 5, 2].into_iter().enumerate() {
+        let port = xtask::kafka::free_port_pair();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = pipeline(&[
+            "--input",
+            input,
+            "--duckdb",
+            crashed_arg,
+            "--listen",
+            &listen,
+        ])
+        .args(small)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+        let batches = || -> u64 {
+            http_get(port, "/metrics")
+                .and_then(|(_, body)| {
+                    body.lines()
+                        .find(|l| l.starts_with("pipeline_batches_total "))
+                        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                })
+                .unwrap_or(0)
+        };
+        while batches() < after_batches {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "round {round}: the pipeline finished before it could be killed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
         }
+        child.kill().unwrap();
         child.wait().unwrap();
     }
-    assert!(
-        kills >= 3,
-        "the pipeline finished before it could be killed"
-    );
     let status = pipeline(&["--input", input, "--duckdb", crashed_arg])
         .args(small)
         .status()
