@@ -101,7 +101,7 @@ impl Source for Kafka {
             let message = match result {
                 Ok(message) => message,
                 Err(e) => {
-                    eprintln!("pipeline: Kafka: {e}");
+                    tracing::warn!(error = %e, "Kafka");
                     continue;
                 }
             };

@@ -80,13 +80,14 @@ fn run() -> Result<i32> {
     };
     let env = settings::env_layer(std::env::vars())?;
     let settings = Settings::resolve(file, env, command.flags)?;
+    init_logs(&settings)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = Arc::clone(&stop);
         ctrlc::set_handler(move || {
             if stop.swap(true, Ordering::Relaxed) {
-                eprintln!("pipeline: stopped again; exiting before the batch is written");
+                tracing::warn!("stopped again; exiting before the batch is written");
                 std::process::exit(130);
             }
         })
@@ -122,37 +123,54 @@ fn run() -> Result<i32> {
             drive(source, sink, &settings, until, &stop, dead_letters)?
         }
     };
-    if !settings.quiet {
-        let s = &totals.stats;
-        eprintln!(
-            "pipeline: {}: {} messages in {} batches: {} landed, {} duplicates, {} dead-lettered; {} skipped as already written; {} sessions closed; {} rows written",
-            if stop.load(Ordering::Relaxed) {
-                "stopped"
-            } else {
-                "done"
-            },
-            s.consumed,
-            totals.batches,
-            s.landed,
-            s.duplicates,
-            s.rejected,
-            totals.skipped,
-            s.sessions_closed,
-            totals.rows,
-        );
-    }
+    let s = &totals.stats;
+    tracing::info!(
+        consumed = s.consumed,
+        batches = totals.batches,
+        landed = s.landed,
+        duplicates = s.duplicates,
+        dead_lettered = s.rejected,
+        skipped = totals.skipped,
+        sessions_closed = s.sessions_closed,
+        rows = totals.rows,
+        "{}",
+        if stop.load(Ordering::Relaxed) {
+            "stopped"
+        } else {
+            "done"
+        },
+    );
     Ok(0)
 }
 
 fn announce(settings: &Settings, from: &str) {
-    if !settings.quiet {
-        eprintln!(
-            "pipeline: from {from} into {} (batches of up to {} messages or {} ms)",
-            settings.duckdb.display(),
-            settings.limits.max_messages,
-            settings.limits.max_wait.as_millis()
-        );
-    }
+    tracing::info!(
+        from,
+        into = %settings.duckdb.display(),
+        batch_max_messages = settings.limits.max_messages,
+        batch_max_ms = settings.limits.max_wait.as_millis() as u64,
+        "starting"
+    );
+}
+
+/// Logs on stderr, as text or one JSON object a line; `--quiet` keeps warnings only.
+fn init_logs(settings: &Settings) -> Result<()> {
+    let level = if settings.quiet {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .with_ansi(false);
+    let result = if settings.json_logs {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
 }
 
 fn drive<S: Source>(
@@ -169,12 +187,9 @@ fn drive<S: Source>(
     }
     if let Some(address) = &settings.listen {
         let bound = pipeline::serve::spawn(address, runner.metrics())?;
-        if !settings.quiet {
-            eprintln!("pipeline: serving http://{bound}/metrics, /healthz and /readyz");
-        }
+        tracing::info!("serving http://{bound}/metrics, /healthz and /readyz");
     }
     let mut progress = Progress {
-        quiet: settings.quiet,
         last: Instant::now(),
         began: Instant::now(),
     };
@@ -183,26 +198,26 @@ fn drive<S: Source>(
 
 /// A line every ten seconds: what came in, what went out, how long batches take.
 struct Progress {
-    quiet: bool,
     last: Instant,
     began: Instant,
 }
 
 impl Observer for Progress {
     fn on_batch(&mut self, totals: &Totals, batch: &Stats, took: Duration) {
-        if self.quiet || self.last.elapsed() < Duration::from_secs(10) {
+        if self.last.elapsed() < Duration::from_secs(10) {
             return;
         }
         self.last = Instant::now();
         let rate = totals.stats.consumed as f64 / self.began.elapsed().as_secs_f64().max(1e-9);
-        eprintln!(
-            "pipeline: {} messages ({rate:.0}/s), {} dead-lettered, {} sessions closed, {} rows; last batch {} messages in {} ms",
-            totals.stats.consumed,
-            totals.stats.rejected,
-            totals.stats.sessions_closed,
-            totals.rows,
-            batch.consumed,
-            took.as_millis()
+        tracing::info!(
+            consumed = totals.stats.consumed,
+            per_second = rate as u64,
+            dead_lettered = totals.stats.rejected,
+            sessions_closed = totals.stats.sessions_closed,
+            rows = totals.rows,
+            last_batch_messages = batch.consumed,
+            last_batch_ms = took.as_millis() as u64,
+            "progress"
         );
     }
 }

@@ -39,7 +39,8 @@ Options:
       --listen ADDR             serve /metrics, /healthz and /readyz, e.g. 0.0.0.0:9464
       --no-dead-letter-topics   with Kafka, keep dead letters in the warehouse only (by
                                 default they also go to <topic>.dlq)
-  -q, --quiet                   no progress output
+      --log-format F            text (default) or json, one object a line
+  -q, --quiet                   warnings and errors only
   -h, --help                    this text
 
 Config keys are the long flags with '_' for '-' (kafka_brokers = \"...\"; topics and
@@ -66,6 +67,7 @@ pub struct Layer {
     pub exit_when_idle_s: Option<u64>,
     pub listen: Option<String>,
     pub dead_letter_topics: Option<bool>,
+    pub log_format: Option<String>,
     pub quiet: Option<bool>,
 }
 
@@ -96,6 +98,7 @@ impl Layer {
             exit_when_idle_s: other.exit_when_idle_s.or(self.exit_when_idle_s),
             listen: other.listen.or(self.listen),
             dead_letter_topics: other.dead_letter_topics.or(self.dead_letter_topics),
+            log_format: other.log_format.or(self.log_format),
             quiet: other.quiet.or(self.quiet),
         }
     }
@@ -178,6 +181,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             "--exit-when-idle-s" => f.exit_when_idle_s = parsed!(),
             "--listen" => f.listen = Some(value()?),
             "--no-dead-letter-topics" => f.dead_letter_topics = Some(false),
+            "--log-format" => f.log_format = Some(value()?),
             "-q" | "--quiet" => f.quiet = Some(true),
             "-h" | "--help" => command.help = true,
             _ => bail!("unknown flag {flag}; see --help"),
@@ -228,6 +232,7 @@ pub struct Settings {
     pub exit_when_idle: Option<std::time::Duration>,
     pub listen: Option<String>,
     pub dead_letter_topics: bool,
+    pub json_logs: bool,
     pub quiet: bool,
 }
 
@@ -303,6 +308,11 @@ impl Settings {
             exit_when_idle: s.exit_when_idle_s.map(std::time::Duration::from_secs),
             listen: s.listen.clone(),
             dead_letter_topics: s.dead_letter_topics.unwrap_or(true),
+            json_logs: match s.log_format.as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => bail!("log format {other:?}: expected text or json"),
+            },
             quiet: s.quiet.unwrap_or(false),
         })
     }
