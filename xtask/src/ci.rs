@@ -92,6 +92,12 @@ fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
     let tools = [
         ("c++", "--version", "g++", "DuckDB is built from source"),
         (
+            "pkg-config",
+            "--version",
+            "pkg-config",
+            "librdkafka's build finds OpenSSL with it",
+        ),
+        (
             "java",
             "-version",
             "openjdk-17-jdk-headless",
@@ -116,6 +122,18 @@ fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
             println!("ci: {tool} is missing ({why}); installing {package}");
             missing.push(package);
         }
+    }
+    // OpenSSL's headers: librdkafka is built with TLS (and SASL over it).
+    let openssl = cmd!(sh, "pkg-config --exists openssl")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run();
+    if openssl.is_err() {
+        println!(
+            "ci: OpenSSL's headers are missing (librdkafka is built with TLS); installing libssl-dev"
+        );
+        missing.push("libssl-dev");
     }
     if !missing.is_empty() {
         if cmd!(sh, "id -u").quiet().read()? != "0" {
