@@ -11,26 +11,13 @@ use pipeline::transforms::arrow::record_batches;
 use pipeline::transforms::{Config, Message, Transformer};
 use simulator::engine::{self, Options, Quiet};
 use simulator::population::Places;
-use simulator::sinks::{Sink, SinkError};
+use simulator::sinks::Memory;
 use simulator::songs::Catalogue;
 use simulator::world::{RunSpec, World};
 use warehouse::raw::EventKind;
 
 const PARTITIONS: i64 = 6;
 const BATCH: usize = 10_000;
-
-struct Collect(Vec<(EventKind, i64, Vec<u8>)>);
-
-impl Sink for Collect {
-    fn write(&mut self, kind: EventKind, key: i64, json: &[u8]) -> Result<(), SinkError> {
-        self.0.push((kind, key, json.to_vec()));
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-}
 
 fn main() {
     let config = simulator::defaults::config();
@@ -47,7 +34,7 @@ fn main() {
     };
     let world =
         World::new(&config, model, Catalogue::builtin(), Places::us(), run).expect("a valid world");
-    let mut events = Collect(Vec::new());
+    let mut events = Memory::default();
     let options = Options {
         threads: 2,
         pacing: None,
@@ -60,7 +47,7 @@ fn main() {
         &mut Quiet,
     )
     .expect("the simulation runs");
-    let events = events.0;
+    let events = events.events;
     let bytes: usize = events.iter().map(|(_, _, json)| json.len()).sum();
     let topics: Vec<String> = EventKind::ALL
         .iter()

@@ -211,14 +211,7 @@ impl<S: Source> Runner<S> {
         for (topic, partition, next) in offsets {
             self.next.insert((topic.clone(), *partition), *next);
         }
-        let s = &output.stats;
-        let t = &mut totals.stats;
-        t.consumed += s.consumed;
-        t.landed += s.landed;
-        t.duplicates += s.duplicates;
-        t.rejected += s.rejected;
-        t.sessions_closed += s.sessions_closed;
-        t.late += s.late;
+        totals.stats.add(&output.stats);
         totals.batches += 1;
         totals.rows += output.tables.row_count() as u64;
         Ok(())

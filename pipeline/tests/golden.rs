@@ -47,14 +47,6 @@ fn run(groups: &[Vec<&Line>]) -> (Warehouse, Stats) {
     }
     let mut warehouse = Warehouse::default();
     let mut total = Stats::default();
-    let mut add = |stats: &Stats| {
-        total.consumed += stats.consumed;
-        total.landed += stats.landed;
-        total.duplicates += stats.duplicates;
-        total.rejected += stats.rejected;
-        total.late += stats.late;
-        total.sessions_closed += stats.sessions_closed;
-    };
     for group in groups {
         let messages = group.iter().map(|l| Message {
             kind: EventKind::from_topic(&l.topic).unwrap(),
@@ -64,11 +56,11 @@ fn run(groups: &[Vec<&Line>]) -> (Warehouse, Stats) {
             payload: l.payload.as_bytes(),
         });
         let output = transformer.process(messages, 1_767_700_000_000);
-        add(&output.stats);
+        total.add(&output.stats);
         warehouse.apply(&output);
     }
     let output = transformer.finish();
-    add(&output.stats);
+    total.add(&output.stats);
     warehouse.apply(&output);
     (warehouse, total)
 }

@@ -237,13 +237,12 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-#[test]
-fn kafka_and_files_give_the_same_warehouse() {
-    let dir = temp_dir("kafka");
-    let scratch = ScratchBroker::start("pipeline-test").unwrap();
-    let bootstrap = scratch.broker().bootstrap();
+/// A scratch broker holding simulated events in three partitions per topic, and the
+/// warehouse a run over the same events as files gives.
+fn kafka_and_files(dir: &Path, name: &str) -> (ScratchBroker, PathBuf) {
+    let scratch = ScratchBroker::start(name).unwrap();
     let mut kafka = Kafka::connect(KafkaOptions {
-        brokers: bootstrap.clone(),
+        brokers: scratch.broker().bootstrap(),
         topics: EventKind::ALL.map(|k| k.topic().to_owned()),
         partitions: 3,
         replication_factor: 1,
@@ -258,7 +257,6 @@ fn kafka_and_files_give_the_same_warehouse() {
     let mut files = Files::create(&events, false).unwrap();
     simulate(&mut files, 100, 2);
     drop(files);
-
     let from_files = dir.join("files.duckdb");
     let status = pipeline(&[
         "--input",
@@ -269,6 +267,14 @@ fn kafka_and_files_give_the_same_warehouse() {
     .status()
     .unwrap();
     assert!(status.success());
+    (scratch, from_files)
+}
+
+#[test]
+fn kafka_and_files_give_the_same_warehouse() {
+    let dir = temp_dir("kafka");
+    let (scratch, from_files) = kafka_and_files(&dir, "pipeline-test");
+    let bootstrap = scratch.broker().bootstrap();
     let from_kafka = dir.join("kafka.duckdb");
     let status = pipeline(&[
         "--kafka-brokers",
@@ -503,35 +509,9 @@ fn the_session_fact_batch_job_repairs_a_day_and_is_idempotent() {
 #[test]
 fn a_broker_restart_during_a_run_loses_nothing() {
     let dir = temp_dir("restart");
-    let scratch = ScratchBroker::start("pipeline-restart-test").unwrap();
+    let (scratch, from_files) = kafka_and_files(&dir, "pipeline-restart-test");
     let broker = scratch.broker();
     let bootstrap = broker.bootstrap();
-    let mut kafka = Kafka::connect(KafkaOptions {
-        brokers: bootstrap.clone(),
-        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
-        partitions: 3,
-        replication_factor: 1,
-        compression: "lz4".to_owned(),
-        tag: None,
-        settings: Vec::new(),
-    })
-    .unwrap();
-    simulate(&mut kafka, 100, 2);
-    drop(kafka);
-    let events = dir.join("events");
-    let mut files = Files::create(&events, false).unwrap();
-    simulate(&mut files, 100, 2);
-    drop(files);
-    let from_files = dir.join("files.duckdb");
-    let status = pipeline(&[
-        "--input",
-        events.to_str().unwrap(),
-        "--duckdb",
-        from_files.to_str().unwrap(),
-    ])
-    .status()
-    .unwrap();
-    assert!(status.success());
 
     // Small batches, so that the run is still going when the broker goes away.
     let from_kafka = dir.join("kafka.duckdb");

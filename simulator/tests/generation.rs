@@ -18,7 +18,7 @@ use simulator::config::{EventsimConfig, SiteModel};
 use simulator::engine::{self, Options, Quiet, Summary};
 use simulator::population::Places;
 use simulator::random::Stream;
-use simulator::sinks::{Sink, SinkError};
+use simulator::sinks::Memory;
 use simulator::songs::Catalogue;
 use simulator::world::{RunSpec, World};
 use warehouse::raw::{EventKind, RawEvent};
@@ -55,23 +55,8 @@ fn world(users: u32, days: i64, seed: u64, growth_rate: f64) -> World {
 /// Events as written: kind, Kafka key and JSON.
 type Events = Vec<(EventKind, i64, Vec<u8>)>;
 
-/// Keeps every event in memory, in the order written.
-#[derive(Default)]
-struct Collect(Events);
-
-impl Sink for Collect {
-    fn write(&mut self, kind: EventKind, key: i64, json: &[u8]) -> Result<(), SinkError> {
-        self.0.push((kind, key, json.to_vec()));
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-}
-
 fn run(world: &World, threads: usize) -> (Summary, Events) {
-    let mut sink = Collect::default();
+    let mut sink = Memory::default();
     let options = Options {
         threads,
         pacing: None,
@@ -84,7 +69,7 @@ fn run(world: &World, threads: usize) -> (Summary, Events) {
         &mut Quiet,
     )
     .unwrap();
-    (summary, sink.0)
+    (summary, sink.events)
 }
 
 /// One week of 4,000 users and strong growth (so that guests register too), shared by

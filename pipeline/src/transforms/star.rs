@@ -74,6 +74,18 @@ pub struct Stats {
     pub late: u64,
 }
 
+impl Stats {
+    /// Adds another batch's counts to these.
+    pub fn add(&mut self, other: &Stats) {
+        self.consumed += other.consumed;
+        self.landed += other.landed;
+        self.duplicates += other.duplicates;
+        self.rejected += other.rejected;
+        self.sessions_closed += other.sessions_closed;
+        self.late += other.late;
+    }
+}
+
 /// What one call produced.
 #[derive(Clone, Debug, Default)]
 pub struct Output {
@@ -226,6 +238,47 @@ impl Transformer {
         Place::New
     }
 
+    /// Places a page view or listen in its session: opened, or reopened for a late event,
+    /// and marked as seen. `Err` says what became of an event that is not placed (a
+    /// redelivery, or too late).
+    fn admit(
+        &mut self,
+        session_key: i64,
+        event_key: i64,
+        c: &EventContext<'_>,
+        user_id: Option<i64>,
+        part: Part,
+        out: &mut Output,
+    ) -> Result<(), Landed> {
+        match self.session(session_key, c, user_id) {
+            Place::TooLate(watermark) => return Err(Landed::TooLate(watermark)),
+            Place::Closed => {
+                if part
+                    .keys(&self.state.closed[&session_key].session)
+                    .contains(&event_key)
+                {
+                    return Err(Landed::Duplicate);
+                }
+                out.stats.late += 1;
+                self.reopen(session_key);
+            }
+            Place::Open | Place::New => {}
+        }
+        let Some(session) = self.state.open.get_mut(&session_key) else {
+            return Err(Landed::Duplicate);
+        };
+        let fresh = match part {
+            Part::View => session.view_keys.insert(event_key),
+            Part::Listen => session.listen_keys.insert(event_key),
+        };
+        if !fresh {
+            return Err(Landed::Duplicate);
+        }
+        session.first_ms = session.first_ms.min(c.ts);
+        session.last_ms = session.last_ms.max(c.ts);
+        Ok(())
+    }
+
     /// Reopens a closed session for a late event, remembering what it had emitted.
     fn reopen(&mut self, key: i64) {
         if let Some(closed) = self.state.closed.remove(&key) {
@@ -240,36 +293,18 @@ impl Transformer {
         let user_id = view.user.as_ref().map(|u| u.user_id);
         let session_key = keys::session_key(c.session_id, user_id);
         let event_key = keys::event_key(c.session_id, c.item_in_session, c.ts);
-        match self.session(session_key, c, user_id) {
-            Place::TooLate(watermark) => return Landed::TooLate(watermark),
-            Place::Closed => {
-                let seen = self.state.closed[&session_key]
-                    .session
-                    .view_keys
-                    .contains(&event_key);
-                if seen {
-                    return Landed::Duplicate;
-                }
-                out.stats.late += 1;
-                self.reopen(session_key);
-            }
-            Place::Open | Place::New => {}
+        if let Err(landed) = self.admit(session_key, event_key, c, user_id, Part::View, out) {
+            return landed;
         }
         let location_key = self.location(&c.location, out);
-        let Some(session) = self.state.open.get_mut(&session_key) else {
-            return Landed::Duplicate;
-        };
-        if !session.view_keys.insert(event_key) {
-            return Landed::Duplicate;
+        if let Some(session) = self.state.open.get_mut(&session_key) {
+            session.views.push(View {
+                item: c.item_in_session,
+                ts_ms: c.ts,
+                location_key,
+                paid: c.level == Level::Paid,
+            });
         }
-        session.first_ms = session.first_ms.min(c.ts);
-        session.last_ms = session.last_ms.max(c.ts);
-        session.views.push(View {
-            item: c.item_in_session,
-            ts_ms: c.ts,
-            location_key,
-            paid: c.level == Level::Paid,
-        });
         self.instant(c.ts, out);
         if let Some(song) = &view.song {
             self.song(&song.artist, &song.song, out);
@@ -313,44 +348,27 @@ impl Transformer {
         let user_id = listen.user.user_id;
         let session_key = keys::session_key(c.session_id, Some(user_id));
         let event_key = keys::event_key(c.session_id, c.item_in_session, c.ts);
-        match self.session(session_key, c, Some(user_id)) {
-            Place::TooLate(watermark) => return Landed::TooLate(watermark),
-            Place::Closed => {
-                let seen = self.state.closed[&session_key]
-                    .session
-                    .listen_keys
-                    .contains(&event_key);
-                if seen {
-                    return Landed::Duplicate;
-                }
-                out.stats.late += 1;
-                self.reopen(session_key);
-            }
-            Place::Open | Place::New => {}
+        if let Err(landed) = self.admit(session_key, event_key, c, Some(user_id), Part::Listen, out)
+        {
+            return landed;
         }
         let location_key = self.location(&c.location, out);
         let song_key = self.song(&listen.song.artist, &listen.song.song, out);
         self.instant(c.ts, out);
-        let Some(session) = self.state.open.get_mut(&session_key) else {
-            return Landed::Duplicate;
-        };
-        if !session.listen_keys.insert(event_key) {
-            return Landed::Duplicate;
+        if let Some(session) = self.state.open.get_mut(&session_key) {
+            session.listens.push(Listen {
+                item: c.item_in_session,
+                ts_ms: c.ts,
+                event_key,
+                location_key,
+                song_key,
+                artist: listen.song.artist.to_string(),
+                duration: listen.song.duration,
+                paid: c.level == Level::Paid,
+                user_id,
+                registration_ms: listen.user.registration,
+            });
         }
-        session.first_ms = session.first_ms.min(c.ts);
-        session.last_ms = session.last_ms.max(c.ts);
-        session.listens.push(Listen {
-            item: c.item_in_session,
-            ts_ms: c.ts,
-            event_key,
-            location_key,
-            song_key,
-            artist: listen.song.artist.to_string(),
-            duration: listen.song.duration,
-            paid: c.level == Level::Paid,
-            user_id,
-            registration_ms: listen.user.registration,
-        });
         Landed::Yes
     }
 
@@ -749,6 +767,22 @@ fn session_bearing(kind: EventKind) -> bool {
 
 fn level_name(paid: bool) -> &'static str {
     if paid { Level::Paid } else { Level::Free }.name()
+}
+
+/// Which of a session's streams an event belongs to.
+#[derive(Clone, Copy)]
+enum Part {
+    View,
+    Listen,
+}
+
+impl Part {
+    fn keys(self, session: &Session) -> &HashSet<i64, KeyHash> {
+        match self {
+            Part::View => &session.view_keys,
+            Part::Listen => &session.listen_keys,
+        }
+    }
 }
 
 enum Place {

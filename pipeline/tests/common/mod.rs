@@ -16,7 +16,7 @@ use pipeline::transforms::arrow::record_batches;
 use pipeline::transforms::{Message, Output};
 use simulator::engine::{self, Options, Quiet};
 use simulator::population::Places;
-use simulator::sinks::{Sink, SinkError};
+use simulator::sinks::Memory;
 use simulator::songs::Catalogue;
 use simulator::world::{RunSpec, World};
 use warehouse::raw::EventKind;
@@ -43,19 +43,6 @@ impl Partition {
     }
 }
 
-struct Collect(Vec<(EventKind, i64, Vec<u8>)>);
-
-impl Sink for Collect {
-    fn write(&mut self, kind: EventKind, key: i64, json: &[u8]) -> Result<(), SinkError> {
-        self.0.push((kind, key, json.to_vec()));
-        Ok(())
-    }
-
-    fn flush(&mut self) -> Result<(), SinkError> {
-        Ok(())
-    }
-}
-
 /// The simulator's events (built-in config, with frequent sessions, and built-in songs) in `partitions` partitions per
 /// topic, keyed as its Kafka output keys them.
 pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Partition> {
@@ -75,7 +62,7 @@ pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Parti
         attrition_rate: 0.0,
     };
     let world = World::new(&config, model, Catalogue::builtin(), Places::us(), run).unwrap();
-    let mut sink = Collect(Vec::new());
+    let mut sink = Memory::default();
     let options = Options {
         threads: 2,
         pacing: None,
@@ -99,7 +86,7 @@ pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Parti
             })
         })
         .collect();
-    for (kind, key, json) in sink.0 {
+    for (kind, key, json) in sink.events {
         let slot = EventKind::ALL.iter().position(|k| *k == kind).unwrap();
         let p = key.rem_euclid(i64::from(partitions)) as usize;
         out[slot * partitions as usize + p].payloads.push(json);

@@ -1,4 +1,5 @@
-//! JSON-lines sinks: a file per topic (optionally gzipped), stdout, and a null sink.
+//! JSON-lines sinks: a file per topic (optionally gzipped), stdout, memory (for programs
+//! that embed the simulator) and a null sink.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -160,6 +161,25 @@ pub struct Null;
 impl Sink for Null {
     fn write(&mut self, _: EventKind, _: i64, json: &[u8]) -> Result<(), SinkError> {
         std::hint::black_box(json);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// Keeps every event, in order: for programs and tests that use the simulator as a
+/// library.
+#[derive(Debug, Default)]
+pub struct Memory {
+    /// Kind, Kafka key and JSON of each event.
+    pub events: Vec<(EventKind, i64, Vec<u8>)>,
+}
+
+impl Sink for Memory {
+    fn write(&mut self, kind: EventKind, key: i64, json: &[u8]) -> Result<(), SinkError> {
+        self.events.push((kind, key, json.to_vec()));
         Ok(())
     }
 

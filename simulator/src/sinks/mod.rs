@@ -4,7 +4,7 @@
 mod files;
 mod kafka;
 
-pub use files::{Files, Null, Stdout};
+pub use files::{Files, Memory, Null, Stdout};
 pub use kafka::{Kafka, KafkaOptions, KafkaReport};
 
 use warehouse::raw::EventKind;
