@@ -123,6 +123,18 @@ fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
             missing.push(package);
         }
     }
+    // Python's venv module, for the BigQuery emulator's virtual environment.
+    let venv = cmd!(sh, "python3 -m venv --help")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run();
+    if venv.is_err() {
+        println!(
+            "ci: python3's venv module is missing (the BigQuery emulator runs in one); installing python3-venv"
+        );
+        missing.push("python3-venv");
+    }
     // OpenSSL's headers: librdkafka is built with TLS (and SASL over it).
     let openssl = cmd!(sh, "pkg-config --exists openssl")
         .quiet()

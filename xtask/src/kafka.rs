@@ -6,13 +6,14 @@
 
 use std::fs;
 use std::io::Write as _;
-use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+use crate::process::{self, alive, answers, tail};
 
 /// The broker version; `org.apache.kafka:kafka_2.13` on Maven Central.
 pub const KAFKA_VERSION: &str = "4.3.1";
@@ -55,12 +56,7 @@ impl Broker {
 
     /// The pid of this broker's process, if it is alive.
     fn running_pid(&self) -> Option<u32> {
-        let pid: u32 = fs::read_to_string(self.pid_file())
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        alive(pid).then_some(pid)
+        process::running_pid(&self.pid_file())
     }
 
     pub fn start(&self) -> Result<()> {
@@ -141,16 +137,7 @@ impl Broker {
             return Ok(());
         };
         println!("kafka: stopping the broker (pid {pid})");
-        signal(pid, "TERM")?;
-        let started = Instant::now();
-        while alive(pid) {
-            if started.elapsed() > STOP_TIMEOUT {
-                println!("kafka: no clean exit after {STOP_TIMEOUT:?}; killing it");
-                signal(pid, "KILL")?;
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        process::stop(pid, STOP_TIMEOUT)?;
         let _ = fs::remove_file(self.pid_file());
         println!("kafka: stopped");
         Ok(())
@@ -410,41 +397,4 @@ fn cluster_id() -> Result<String> {
         .collect();
     id.push(ALPHABET[((bits & 3) << 4) as usize] as char);
     Ok(id)
-}
-
-fn answers(port: u16) -> bool {
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
-}
-
-fn alive(pid: u32) -> bool {
-    // A zombie has exited even though its pid still exists.
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| {
-            !stat
-                .rsplit(')')
-                .next()
-                .unwrap_or("")
-                .trim_start()
-                .starts_with('Z')
-        })
-        .unwrap_or(false)
-}
-
-fn signal(pid: u32, name: &str) -> Result<()> {
-    let status = Command::new("kill")
-        .arg(format!("-{name}"))
-        .arg(pid.to_string())
-        .status()?;
-    if !status.success() && alive(pid) {
-        bail!("kill -{name} {pid} failed: {status}");
-    }
-    Ok(())
-}
-
-/// The last lines of a log, for error messages.
-fn tail(path: &Path) -> String {
-    let text = fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }

@@ -1,4 +1,7 @@
 //! The parts of `cargo xtask` that tests use too: integration tests start the same real
-//! Kafka broker that `cargo xtask kafka start` does.
+//! Kafka broker and BigQuery emulator that `cargo xtask kafka start` and
+//! `cargo xtask emulator start` do.
 
+pub mod emulator;
 pub mod kafka;
+mod process;

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use lexopt::ValueExt as _;
-use xtask::kafka;
+use xtask::{emulator, kafka};
 
 const HELP: &str = "\
 cargo xtask <command>
@@ -25,6 +25,10 @@ Commands:
   kafka topics [--port N] -- ARGS...
                       Kafka's own topic tool against that broker, for example
                       `cargo xtask kafka topics -- --list`.
+  emulator start|stop|status [--port N] [--state-dir DIR]
+                      A BigQuery API emulator (PyPI's bqemulator, installed once into
+                      a virtual environment in the cache) on 127.0.0.1, default REST
+                      port 9050 (gRPC ten above), project music-analytics.
   demo [--users N] [--days D] [--seed S] [--out PATH]
                       The main job, embedded: simulate (default 2,000 users, 7 days,
                       seed 1), stream through the pipeline into DuckDB (default
@@ -93,6 +97,29 @@ fn run() -> Result<()> {
                 "topics" => broker.topics_command(&rest),
                 other => {
                     bail!("kafka: unknown action `{other}`; expected start, stop, status or topics")
+                }
+            }
+        }
+        "emulator" => {
+            let action = match args.next()? {
+                Some(lexopt::Arg::Value(action)) => action.string()?,
+                _ => bail!("emulator: expected start, stop or status"),
+            };
+            let (mut port, mut state_dir) = (None, None);
+            while let Some(arg) = args.next()? {
+                match arg {
+                    lexopt::Arg::Long("port") => port = Some(args.value()?.parse()?),
+                    lexopt::Arg::Long("state-dir") => state_dir = Some(args.value()?.into()),
+                    other => bail!("emulator: {}", other.unexpected()),
+                }
+            }
+            let emulator = emulator::Emulator::new(port, state_dir);
+            match action.as_str() {
+                "start" => emulator.start(),
+                "stop" => emulator.stop(),
+                "status" => emulator.status(),
+                other => {
+                    bail!("emulator: unknown action `{other}`; expected start, stop or status")
                 }
             }
         }

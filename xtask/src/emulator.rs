@@ -1,0 +1,291 @@
+//! `cargo xtask emulator start|stop|status`: a BigQuery API emulator for tests, PyPI's
+//! `bqemulator` (REST and gRPC over an embedded DuckDB), installed once into a virtual
+//! environment in the cache folder and started in the background like the broker.
+//!
+//! It starts without network access when pinned as below, with the spatial extension of
+//! `duckdb-extension-spatial` copied where DuckDB 1.5.5 looks for extensions.
+
+use std::fs;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::kafka::cache_dir;
+use crate::process::{self, alive, tail};
+
+/// Every package pinned, so that an install today is the install of any later day.
+const PACKAGES: [&str; 4] = [
+    "bqemulator==1.4.0",
+    "duckdb==1.5.5",
+    "duckdb-extension-spatial==1.5.5",
+    "numpy==2.4.6",
+];
+const DUCKDB_VERSION: &str = "v1.5.5";
+const DEFAULT_PORT: u16 = 9050;
+/// The project id requests use when they name none.
+pub const PROJECT: &str = "music-analytics";
+const START_TIMEOUT: Duration = Duration::from_secs(90);
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Where and how to run one emulator.
+#[derive(Debug, Clone)]
+pub struct Emulator {
+    /// REST port; gRPC listens ten ports above.
+    pub port: u16,
+    /// Log and pid file of this emulator.
+    pub state_dir: PathBuf,
+}
+
+impl Emulator {
+    pub fn new(port: Option<u16>, state_dir: Option<PathBuf>) -> Emulator {
+        let port = port.unwrap_or(DEFAULT_PORT);
+        let state_dir =
+            state_dir.unwrap_or_else(|| cache_dir().join(format!("bqemulator/emulator-{port}")));
+        Emulator { port, state_dir }
+    }
+
+    /// The REST endpoint, as BigQuery clients take it.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.state_dir.join("emulator.log")
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.state_dir.join("emulator.pid")
+    }
+
+    pub fn start(&self) -> Result<()> {
+        if let Some(pid) = process::running_pid(&self.pid_file()) {
+            if self.ready() {
+                println!(
+                    "emulator: already running (pid {pid}) at {}",
+                    self.endpoint()
+                );
+                return Ok(());
+            }
+            bail!(
+                "an emulator process (pid {pid}) exists but does not answer at {}; run `cargo xtask emulator stop` first (log: {})",
+                self.endpoint(),
+                self.log_file().display()
+            );
+        }
+        if process::answers(self.port) {
+            bail!(
+                "port {} is taken by another process; choose another with --port",
+                self.port
+            );
+        }
+        let venv = ensure_installed()?;
+        fs::create_dir_all(&self.state_dir)
+            .with_context(|| format!("creating {}", self.state_dir.display()))?;
+        println!(
+            "emulator: starting the BigQuery emulator at {} (log: {})",
+            self.endpoint(),
+            self.log_file().display()
+        );
+        let log = fs::File::create(self.log_file())
+            .with_context(|| format!("creating {}", self.log_file().display()))?;
+        let child = Command::new(venv.join("bin/bqemulator"))
+            .args([
+                "start",
+                "--ephemeral",
+                "--project",
+                PROJECT,
+                "--log-format",
+                "json",
+            ])
+            .args(["--rest-port", &self.port.to_string()])
+            .args(["--grpc-port", &(self.port + 10).to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            // Its own process group, so Ctrl-C in this terminal does not reach it.
+            .process_group(0)
+            .spawn()
+            .context("starting bqemulator")?;
+        fs::write(self.pid_file(), child.id().to_string())?;
+        let started = Instant::now();
+        while started.elapsed() < START_TIMEOUT {
+            if !alive(child.id()) {
+                bail!(
+                    "the emulator exited during start-up; read {}\n{}",
+                    self.log_file().display(),
+                    tail(&self.log_file())
+                );
+            }
+            if self.ready() {
+                println!(
+                    "emulator: ready at {} after {:.1?}",
+                    self.endpoint(),
+                    started.elapsed()
+                );
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        bail!(
+            "the emulator did not answer within {START_TIMEOUT:?}; read {}\n{}",
+            self.log_file().display(),
+            tail(&self.log_file())
+        )
+    }
+
+    /// Whether the REST API answers a request (listing the project's datasets).
+    fn ready(&self) -> bool {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
+            return false;
+        };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+        let request = format!(
+            "GET /bigquery/v2/projects/{PROJECT}/datasets HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        );
+        let mut response = String::new();
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_string(&mut response).is_ok()
+            && response.starts_with("HTTP/1.1 200")
+    }
+
+    pub fn stop(&self) -> Result<()> {
+        let Some(pid) = process::running_pid(&self.pid_file()) else {
+            println!("emulator: not running");
+            let _ = fs::remove_file(self.pid_file());
+            return Ok(());
+        };
+        println!("emulator: stopping (pid {pid})");
+        process::stop(pid, STOP_TIMEOUT)?;
+        let _ = fs::remove_file(self.pid_file());
+        println!("emulator: stopped");
+        Ok(())
+    }
+
+    /// Prints the emulator's state; an error when it is not running, for scripts.
+    pub fn status(&self) -> Result<()> {
+        match process::running_pid(&self.pid_file()) {
+            Some(pid) if self.ready() => {
+                println!(
+                    "emulator: running (pid {pid}) at {}; log: {}",
+                    self.endpoint(),
+                    self.log_file().display()
+                );
+                Ok(())
+            }
+            Some(pid) => bail!(
+                "emulator: process {pid} is alive but does not answer at {}",
+                self.endpoint()
+            ),
+            None => bail!(
+                "emulator: not running (state in {})",
+                self.state_dir.display()
+            ),
+        }
+    }
+}
+
+/// The virtual environment with the emulator, created and filled the first time.
+pub fn ensure_installed() -> Result<PathBuf> {
+    let dir = cache_dir().join("bqemulator");
+    let venv = dir.join("venv");
+    let complete = dir.join("complete");
+    let pins = PACKAGES.join(" ");
+    if fs::read_to_string(&complete).is_ok_and(|text| text == pins) {
+        return Ok(venv);
+    }
+    println!(
+        "emulator: installing {pins} from PyPI into {} (once)",
+        venv.display()
+    );
+    let _ = fs::remove_dir_all(&venv);
+    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv (is python3-venv installed?)",
+    )?;
+    run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(PACKAGES),
+        "pip install",
+    )?;
+    install_spatial_extension(&venv)?;
+    fs::write(&complete, pins)?;
+    Ok(venv)
+}
+
+/// DuckDB loads the spatial extension from `~/.duckdb/extensions/<version>/<platform>/`
+/// and would otherwise try to download it.
+fn install_spatial_extension(venv: &Path) -> Result<()> {
+    let found = find(venv, "spatial.duckdb_extension")
+        .context("the duckdb-extension-spatial package has no spatial.duckdb_extension")?;
+    let home = std::env::var_os("HOME").context("HOME is not set")?;
+    let target =
+        PathBuf::from(home).join(format!(".duckdb/extensions/{DUCKDB_VERSION}/linux_amd64"));
+    fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
+    fs::copy(&found, target.join("spatial.duckdb_extension"))
+        .with_context(|| format!("copying {} into {}", found.display(), target.display()))?;
+    Ok(())
+}
+
+fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if path.file_name().is_some_and(|n| n == name) {
+            return Some(path);
+        }
+        if path.is_dir()
+            && !path.is_symlink()
+            && let Some(found) = find(&path, name)
+        {
+            return Some(found);
+        }
+    }
+    None
+}
+
+fn run(command: &mut Command, what: &str) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("running {what}"))?;
+    if !status.success() {
+        bail!("{what} failed: {status}");
+    }
+    Ok(())
+}
+
+/// An emulator for one test: on a free port, with its own state folder, stopped and
+/// removed when dropped however the test ends.
+#[derive(Debug)]
+pub struct ScratchEmulator(Emulator);
+
+impl ScratchEmulator {
+    pub fn start(name: &str) -> Result<ScratchEmulator> {
+        let port = loop {
+            let port = crate::kafka::free_port_pair();
+            if port < u16::MAX - 10 && !process::answers(port + 10) {
+                break port;
+            }
+        };
+        let state_dir = std::env::temp_dir().join(format!("{name}-bqemulator-{port}"));
+        let _ = fs::remove_dir_all(&state_dir);
+        let scratch = ScratchEmulator(Emulator::new(Some(port), Some(state_dir)));
+        scratch.0.start()?;
+        Ok(scratch)
+    }
+
+    pub fn emulator(&self) -> &Emulator {
+        &self.0
+    }
+}
+
+impl Drop for ScratchEmulator {
+    fn drop(&mut self) {
+        let _ = self.0.stop();
+        let _ = fs::remove_dir_all(&self.0.state_dir);
+    }
+}

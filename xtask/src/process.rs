@@ -1,0 +1,69 @@
+//! Background services (the Kafka broker, the BigQuery emulator): their pid files,
+//! liveness, stopping, and the tail of their logs for error messages.
+
+use std::fs;
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+/// The pid in `pid_file`, if that process is alive.
+pub fn running_pid(pid_file: &Path) -> Option<u32> {
+    let pid: u32 = fs::read_to_string(pid_file).ok()?.trim().parse().ok()?;
+    alive(pid).then_some(pid)
+}
+
+/// Whether something accepts connections on this port of 127.0.0.1.
+pub fn answers(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+pub fn alive(pid: u32) -> bool {
+    // A zombie has exited even though its pid still exists.
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
+        .unwrap_or(false)
+}
+
+fn signal(pid: u32, name: &str) -> Result<()> {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()?;
+    if !status.success() && alive(pid) {
+        bail!("kill -{name} {pid} failed: {status}");
+    }
+    Ok(())
+}
+
+/// Asks a process to end (SIGTERM) and kills it if it has not within `patience`.
+pub fn stop(pid: u32, patience: Duration) -> Result<()> {
+    signal(pid, "TERM")?;
+    let started = Instant::now();
+    while alive(pid) {
+        if started.elapsed() > patience {
+            println!("no clean exit after {patience:?}; killing pid {pid}");
+            signal(pid, "KILL")?;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+/// The last lines of a log, for error messages.
+pub fn tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
