@@ -12,10 +12,18 @@
 //! after about 77,000 keys with even odds; 64-bit fingerprints reach even odds only after
 //! about five billion.
 
+use std::cell::Cell;
+
 use crate::time::DateTimeParts;
 
 /// The separator between the parts of a canonical key text.
 pub const SEPARATOR: char = '\u{1f}';
+
+thread_local! {
+    /// The text buffer of the last key built on this thread, reused by the next: keys are
+    /// built for every event, and an allocation each would be a good part of the cost.
+    static SPARE: Cell<String> = const { Cell::new(String::new()) };
+}
 
 /// Builds the canonical text of one natural key and fingerprints it.
 #[derive(Debug)]
@@ -25,7 +33,9 @@ pub struct KeyText {
 
 impl KeyText {
     pub fn new(table: &str) -> KeyText {
-        let mut text = String::with_capacity(64);
+        let mut text = SPARE.with(Cell::take);
+        text.clear();
+        text.reserve(64);
         text.push_str(table);
         KeyText { text }
     }
@@ -78,6 +88,13 @@ impl KeyText {
 
     pub fn key(&self) -> i64 {
         fingerprint(&self.text)
+    }
+}
+
+impl Drop for KeyText {
+    fn drop(&mut self) {
+        let text = std::mem::take(&mut self.text);
+        SPARE.with(|spare| spare.set(text));
     }
 }
 

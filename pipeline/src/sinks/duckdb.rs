@@ -29,7 +29,7 @@ CREATE TABLE IF NOT EXISTS pipeline_state (
 ";
 
 /// The version of the checkpoint's JSON; a warehouse written by another is refused.
-const STATE_FORMAT: i32 = 1;
+const STATE_FORMAT: i32 = 2;
 
 /// Where a partition's next message to read starts.
 pub type Offsets = HashMap<(String, i32), i64>;

@@ -220,10 +220,10 @@ pub fn record_batches(t: &Tables) -> Result<Vec<(&'static Table, RecordBatch)>, 
             .opt_int(r.iter().map(|r| r.user_id))
             .int(r.iter().map(|r| r.session_id))
             .int(r.iter().map(|r| r.item_in_session))
-            .str(r.iter().map(|r| r.user_agent.as_str()))
-            .str(r.iter().map(|r| r.page.as_str()))
+            .str(r.iter().map(|r| &*r.user_agent))
+            .str(r.iter().map(|r| &*r.page))
             .str(r.iter().map(|r| r.auth))
-            .str(r.iter().map(|r| r.method.as_str()))
+            .str(r.iter().map(|r| &*r.method))
             .int(r.iter().map(|r| r.status))
             .str(r.iter().map(|r| r.level))
             .bool(r.iter().map(|r| r.is_listen_event)),

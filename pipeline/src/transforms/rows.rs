@@ -2,6 +2,7 @@
 //! one row per primary key (the last state wins), as a MERGE into the warehouse needs.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -63,10 +64,11 @@ pub struct EventRow {
     pub user_id: Option<i64>,
     pub session_id: i64,
     pub item_in_session: i64,
-    pub user_agent: String,
-    pub page: String,
+    /// Shared: a few user agents, pages and methods repeat across millions of events.
+    pub user_agent: Arc<str>,
+    pub page: Arc<str>,
     pub auth: &'static str,
-    pub method: String,
+    pub method: Arc<str>,
     pub status: i64,
     pub level: &'static str,
     pub is_listen_event: bool,

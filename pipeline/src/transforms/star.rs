@@ -12,6 +12,7 @@
 //! `too_late`.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use warehouse::keys;
 use warehouse::raw::{
@@ -103,6 +104,29 @@ pub struct Transformer {
     state: State,
     /// Dimension keys already emitted; not checkpointed (repeats are harmless).
     remembered: HashSet<i64, KeyHash>,
+    interned: Interner,
+}
+
+/// Shared copies of strings that repeat across events (user agents, pages, methods), so
+/// that a row costs a reference count rather than an allocation.
+#[derive(Debug, Default)]
+struct Interner(HashMap<Box<str>, Arc<str>>);
+
+impl Interner {
+    /// Past this many strings the table starts over: a bound on memory, whatever comes.
+    const LIMIT: usize = 4_096;
+
+    fn get(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(text) {
+            return Arc::clone(shared);
+        }
+        if self.0.len() >= Interner::LIMIT {
+            self.0.clear();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.0.insert(text.into(), Arc::clone(&shared));
+        shared
+    }
 }
 
 impl Transformer {
@@ -116,6 +140,7 @@ impl Transformer {
             config,
             state,
             remembered: HashSet::default(),
+            interned: Interner::default(),
         }
     }
 
@@ -313,16 +338,17 @@ impl Transformer {
             self.user_level(user.user_id, c, user, out);
         }
         let tables = &mut out.tables;
+        let interned = &mut self.interned;
         tables.event_dim.insert_if_absent(event_key, || EventRow {
             event_key,
             ts_ms: c.ts,
             user_id,
             session_id: c.session_id,
             item_in_session: c.item_in_session,
-            user_agent: c.user_agent.to_string(),
-            page: view.page.to_string(),
+            user_agent: interned.get(&c.user_agent),
+            page: interned.get(&view.page),
             auth: view.auth.name(),
-            method: view.method.to_string(),
+            method: interned.get(&view.method),
             status: i64::from(view.status),
             level: c.level.name(),
             is_listen_event: view.page == "NextSong",
@@ -362,7 +388,7 @@ impl Transformer {
                 event_key,
                 location_key,
                 song_key,
-                artist: listen.song.artist.to_string(),
+                artist_key: keys::fingerprint(&listen.song.artist),
                 duration: listen.song.duration,
                 paid: c.level == Level::Paid,
                 user_id,
@@ -571,10 +597,10 @@ impl Transformer {
             .collect();
         closing.sort_unstable();
         for (_, key) in closing {
-            let Some(session) = self.state.open.remove(&key) else {
+            let Some(mut session) = self.state.open.remove(&key) else {
                 continue;
             };
-            let emitted = self.emit_session(key, &session, out);
+            let emitted = self.emit_session(key, &mut session, out);
             out.stats.sessions_closed += 1;
             let evict_after_ms = last_of_session[&session.session_id]
                 .saturating_add(timeout)
@@ -595,11 +621,16 @@ impl Transformer {
 
     /// The session's facts: its session_fact row and an event_fact row per listen,
     /// superseding the previous version when a late event reopened it.
-    fn emit_session(&mut self, session_key: i64, session: &Session, out: &mut Output) -> Emitted {
-        let mut views = session.views.clone();
-        views.sort_by_key(|v| (v.item, v.ts_ms));
-        let mut listens = session.listens.clone();
-        listens.sort_by_key(|l| (l.item, l.ts_ms));
+    fn emit_session(
+        &mut self,
+        session_key: i64,
+        session: &mut Session,
+        out: &mut Output,
+    ) -> Emitted {
+        session.views.sort_by_key(|v| (v.item, v.ts_ms));
+        session.listens.sort_by_key(|l| (l.item, l.ts_ms));
+        let session = &*session;
+        let (views, listens) = (&session.views, &session.listens);
         let previous = session.previous.as_deref();
         // A version holds from the session's last event; a later version from at least a
         // millisecond after the one it replaces.
@@ -626,7 +657,7 @@ impl Transformer {
             let next_listen = listens.get(i + 1);
             let next_view = views.iter().find(|v| v.item > listen.item);
             let streak = match &trail {
-                Some(t) if t.artist == listen.artist => t.streak + 1,
+                Some(t) if t.artist_key == listen.artist_key => t.streak + 1,
                 _ => 1,
             };
             let is_moving = trail
@@ -634,7 +665,7 @@ impl Transformer {
                 .is_some_and(|t| t.location_key != listen.location_key);
             trail = Some(ListenTrail {
                 location_key: listen.location_key,
-                artist: listen.artist.clone(),
+                artist_key: listen.artist_key,
                 streak,
             });
             let played_ms = (listen.duration * 1000.0).round() as i64;

@@ -34,7 +34,8 @@ pub struct Listen {
     pub event_key: i64,
     pub location_key: i64,
     pub song_key: i64,
-    pub artist: String,
+    /// The artist's fingerprint: the listen trail compares artists, nothing more.
+    pub artist_key: i64,
     pub duration: f64,
     pub paid: bool,
     pub user_id: i64,
@@ -46,7 +47,7 @@ pub struct Listen {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ListenTrail {
     pub location_key: i64,
-    pub artist: String,
+    pub artist_key: i64,
     pub streak: i64,
 }
 
