@@ -249,8 +249,9 @@ impl Broker {
                 "kafka.tools.StorageTool",
                 "format",
                 "--standalone",
-                "-t",
-                &cluster_id,
+                // One argument with `=`: an id may begin with `-`, which the tool's
+                // parser would otherwise read as an option (1 start in 64 failed so).
+                &format!("--cluster-id={cluster_id}"),
                 "-c",
             ])
             .arg(config)
