@@ -137,6 +137,10 @@ impl Source for Kafka {
 
     fn lag(&self) -> Option<i64> {
         let positions = self.consumer.position().ok()?;
+        // No partitions yet (the group is still forming): nothing says we are caught up.
+        if positions.count() == 0 {
+            return None;
+        }
         let mut lag = 0;
         for e in positions.elements() {
             let (_, high) = self
