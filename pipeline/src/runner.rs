@@ -126,9 +126,12 @@ impl<S: Source> Runner<S> {
     ) -> Result<(), PipelineError> {
         while !stop.load(Ordering::Relaxed) {
             self.metrics.tick();
+            // Measured every few seconds once known; until then (the group still forming,
+            // or the broker away) on every turn.
             if lag_measured.is_none_or(|t| t.elapsed() >= LAG_EVERY) {
-                self.metrics.set_lag(self.source.lag());
-                *lag_measured = Some(Instant::now());
+                let lag = self.source.lag();
+                self.metrics.set_lag(lag);
+                *lag_measured = lag.map(|_| Instant::now());
             }
             let began = Instant::now();
             let records = match self.source.poll(&self.limits)? {

@@ -154,6 +154,21 @@ fn simulate(sink: &mut dyn Sink, users: u32, days: i64) {
     .unwrap();
 }
 
+/// A pipeline process that is killed when the test ends, even by a failed assertion,
+/// so that a failure leaves no process behind holding the test's output open.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(command: &mut Command) -> Running {
+    Running(command.spawn().unwrap())
+}
+
 fn pipeline(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pipeline"));
     command.arg("run").arg("-q").args(args);
@@ -188,18 +203,18 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
     for (round, after_batches) in [3, 5, 2].into_iter().enumerate() {
         let port = xtask::kafka::free_port_pair();
         let listen = format!("127.0.0.1:{port}");
-        let mut child = pipeline(&[
-            "--input",
-            input,
-            "--duckdb",
-            crashed_arg,
-            "--listen",
-            &listen,
-        ])
-        .args(small)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        let mut child = spawn(
+            pipeline(&[
+                "--input",
+                input,
+                "--duckdb",
+                crashed_arg,
+                "--listen",
+                &listen,
+            ])
+            .args(small)
+            .stderr(Stdio::null()),
+        );
         let batches = || -> u64 {
             http_get(port, "/metrics")
                 .and_then(|(_, body)| {
@@ -211,13 +226,13 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
         };
         while batches() < after_batches {
             assert!(
-                child.try_wait().unwrap().is_none(),
+                child.0.try_wait().unwrap().is_none(),
                 "round {round}: the pipeline finished before it could be killed"
             );
             std::thread::sleep(Duration::from_millis(5));
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
     }
     let status = pipeline(&["--input", input, "--duckdb", crashed_arg])
         .args(small)
@@ -350,7 +365,7 @@ fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_add_up()
 
     let port = xtask::kafka::free_port_pair();
     let duckdb = dir.join("w.duckdb");
-    let mut child = pipeline(&[
+    let mut child = spawn(&mut pipeline(&[
         "--kafka-brokers",
         &bootstrap,
         "--duckdb",
@@ -361,9 +376,7 @@ fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_add_up()
         "6",
         "--batch-max-ms",
         "300",
-    ])
-    .spawn()
-    .unwrap();
+    ]));
     let expected = produced + bad.len() as u64;
     let mut consumed = 0;
     let mut ready = false;
@@ -398,7 +411,7 @@ fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_add_up()
         consumed, expected,
         "the metrics never counted every message"
     );
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
 
     // The warehouse and the dead-letter topic hold the three, byte for byte.
     let connection = duckdb::Connection::open(&duckdb).unwrap();
@@ -517,23 +530,23 @@ fn a_broker_restart_during_a_run_loses_nothing() {
     let from_kafka = dir.join("kafka.duckdb");
     let port = xtask::kafka::free_port_pair();
     let listen = format!("127.0.0.1:{port}");
-    let mut child = pipeline(&[
-        "--listen",
-        &listen,
-        "--kafka-brokers",
-        &bootstrap,
-        "--duckdb",
-        from_kafka.to_str().unwrap(),
-        "--exit-when-idle-s",
-        "3",
-        "--batch-max-messages",
-        "50",
-        "--batch-max-ms",
-        "200",
-    ])
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    let mut child = spawn(
+        pipeline(&[
+            "--listen",
+            &listen,
+            "--kafka-brokers",
+            &bootstrap,
+            "--duckdb",
+            from_kafka.to_str().unwrap(),
+            "--exit-when-idle-s",
+            "3",
+            "--batch-max-messages",
+            "50",
+            "--batch-max-ms",
+            "200",
+        ])
+        .stderr(Stdio::null()),
+    );
     // Stop the broker as soon as the pipeline has consumed something.
     for _ in 0..200 {
         let consumed = http_get(port, "/metrics").is_some_and(|(_, body)| {
@@ -548,11 +561,11 @@ fn a_broker_restart_during_a_run_loses_nothing() {
     broker.stop().unwrap();
     std::thread::sleep(Duration::from_secs(4));
     assert!(
-        child.try_wait().unwrap().is_none(),
+        child.0.try_wait().unwrap().is_none(),
         "the pipeline gave up while the broker was down"
     );
     broker.start().unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(child.0.wait().unwrap().success());
     let (a, b) = (warehouse_at(&from_files), warehouse_at(&from_kafka));
     for table in warehouse::schema::TABLES {
         assert!(
