@@ -69,10 +69,9 @@ fn main() {
         for chunk in events.chunks(BATCH) {
             let messages = chunk.iter().map(|(kind, key, json)| {
                 offset += 1;
-                let slot = EventKind::ALL.iter().position(|k| k == kind).unwrap_or(0);
                 Message {
                     kind: *kind,
-                    topic: &topics[slot],
+                    topic: &topics[kind.index()],
                     partition: key.rem_euclid(PARTITIONS) as i32,
                     offset,
                     payload: json,

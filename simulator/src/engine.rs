@@ -56,16 +56,7 @@ impl Counts {
     }
 
     pub fn of(&self, kind: EventKind) -> u64 {
-        self.events[kind_index(kind)]
-    }
-}
-
-fn kind_index(kind: EventKind) -> usize {
-    match kind {
-        EventKind::Listen => 0,
-        EventKind::PageView => 1,
-        EventKind::Auth => 2,
-        EventKind::StatusChange => 3,
+        self.events[kind.index()]
     }
 }
 
@@ -330,7 +321,7 @@ fn merge_into(
         let record = batches[b].records[i];
         let json = batches[b].json(i);
         sink.write(record.kind, record.key, json)?;
-        let k = kind_index(record.kind);
+        let k = record.kind.index();
         counts.events[k] += 1;
         counts.bytes[k] += json.len() as u64 + 1;
     }

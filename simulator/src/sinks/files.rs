@@ -73,16 +73,9 @@ impl Files {
     }
 }
 
-fn slot(kind: EventKind) -> usize {
-    EventKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or_default()
-}
-
 impl Sink for Files {
     fn write(&mut self, kind: EventKind, _key: i64, json: &[u8]) -> Result<(), SinkError> {
-        let (path, output) = &mut self.outputs[slot(kind)];
+        let (path, output) = &mut self.outputs[kind.index()];
         let w = output.writer();
         w.write_all(json)
             .and_then(|()| w.write_all(b"\n"))

@@ -175,10 +175,7 @@ fn create_missing_topics(config: &ClientConfig, options: &KafkaOptions) -> Resul
 
 impl Sink for Kafka {
     fn write(&mut self, kind: EventKind, key: i64, json: &[u8]) -> Result<(), SinkError> {
-        let slot = EventKind::ALL
-            .iter()
-            .position(|k| *k == kind)
-            .unwrap_or_default();
+        let slot = kind.index();
         let mut digits = itoa::Buffer::new();
         let key = digits.format(key);
         let mut record = BaseRecord::with_opaque_to(&self.options.topics[slot], slot)

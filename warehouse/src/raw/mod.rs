@@ -45,6 +45,16 @@ impl EventKind {
         EventKind::StatusChange,
     ];
 
+    /// The kind's position in [`EventKind::ALL`], for arrays indexed by kind.
+    pub const fn index(self) -> usize {
+        match self {
+            EventKind::Listen => 0,
+            EventKind::PageView => 1,
+            EventKind::Auth => 2,
+            EventKind::StatusChange => 3,
+        }
+    }
+
     /// The default topic name, which is also the file stem of JSON-lines output.
     pub const fn topic(self) -> &'static str {
         match self {

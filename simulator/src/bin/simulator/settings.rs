@@ -342,9 +342,7 @@ impl Settings {
         }
         let mut topics = EventKind::ALL.map(|k| k.topic().to_owned());
         for (kind, name) in &flags.topics {
-            if let Some(slot) = EventKind::ALL.iter().position(|k| k == kind) {
-                topics[slot] = name.clone();
-            }
+            topics[kind.index()] = name.clone();
         }
         let partitions = flags.partitions.unwrap_or(6);
         if partitions < 1 {
