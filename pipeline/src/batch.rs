@@ -48,13 +48,13 @@ WITH views AS (
          arg_min(level, ts * 100000 + item) AS first_level
   FROM views GROUP BY session_key
 ), l AS (
-  SELECT session_key, count(*) AS n, sum(duration) AS seconds, min(ts) AS first_ts,
+  SELECT session_key, count(*) AS n, min(ts) AS first_ts,
          max(ts) AS last_ts, arg_min(level, ts) AS first_level
   FROM listens GROUP BY session_key
 )
 SELECT s.session_key, s.user_id,
        v.n, v.first_ts, v.last_ts, v.first_level,
-       l.n, l.seconds, l.first_ts, l.last_ts, l.first_level
+       l.n, l.first_ts, l.last_ts, l.first_level
 FROM session_dim s LEFT JOIN v USING (session_key) LEFT JOIN l USING (session_key)
 ";
 
@@ -88,10 +88,9 @@ pub fn session_fact(sink: &mut DuckDb, date: &str) -> Result<SessionFactReport, 
                 let view_last: Option<i64> = r.get(4)?;
                 let view_level: Option<String> = r.get(5)?;
                 let listens: Option<i64> = r.get(6)?;
-                let seconds: Option<f64> = r.get(7)?;
-                let listen_first: Option<i64> = r.get(8)?;
-                let listen_last: Option<i64> = r.get(9)?;
-                let listen_level: Option<String> = r.get(10)?;
+                let listen_first: Option<i64> = r.get(7)?;
+                let listen_last: Option<i64> = r.get(8)?;
+                let listen_level: Option<String> = r.get(9)?;
                 let firsts = [view_first, listen_first].into_iter().flatten();
                 let lasts = [view_last, listen_last].into_iter().flatten();
                 Ok((
@@ -103,7 +102,8 @@ pub fn session_fact(sink: &mut DuckDb, date: &str) -> Result<SessionFactReport, 
                         first_listen: listen_first.zip(listen_level),
                         event_count: views.unwrap_or(0),
                         listen_count: listens.unwrap_or(0),
-                        listening_time: seconds.unwrap_or(0.0),
+                        // Summed below, in the streaming core's order.
+                        listening_time: 0.0,
                         user_id,
                     },
                 ))
@@ -131,9 +131,6 @@ pub fn session_fact(sink: &mut DuckDb, date: &str) -> Result<SessionFactReport, 
         let rows = statement
             .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?)))
             .map_err(|e| db_error("cannot read listens", e))?;
-        for s in sessions.values_mut() {
-            s.listening_time = 0.0;
-        }
         for row in rows {
             let (key, duration) = row.map_err(|e| db_error("cannot read a listen", e))?;
             if let Some(s) = sessions.get_mut(&key) {

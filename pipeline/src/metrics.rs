@@ -67,21 +67,7 @@ impl Metrics {
         commit: Duration,
     ) {
         let t = &output.tables;
-        let rows = [
-            ("song_dim", t.song_dim.len()),
-            ("location_dim", t.location_dim.len()),
-            ("date_dim", t.date_dim.len()),
-            ("date_time_dim", t.date_time_dim.len()),
-            ("user_dim", t.user_dim.len()),
-            ("event_dim", t.event_dim.len()),
-            ("session_dim", t.session_dim.len()),
-            ("event_session_bridge", t.event_session_bridge.len()),
-            ("event_fact", t.event_fact.len()),
-            ("session_fact", t.session_fact.len()),
-            ("auth_fact", t.auth_fact.len()),
-            ("level_change_fact", t.level_change_fact.len()),
-            ("dead_letters", t.dead_letters.len()),
-        ];
+        let rows = t.row_counts();
         self.with(|v| {
             for (topic, n) in messages {
                 *v.messages_by_topic.entry(topic.clone()).or_default() += n;

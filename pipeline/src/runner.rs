@@ -167,7 +167,8 @@ impl<S: Source> Runner<S> {
                     next.is_none_or(|n| r.offset >= n)
                 })
                 .collect();
-            totals.skipped += (records.len() - fresh.len()) as u64;
+            let skipped = (records.len() - fresh.len()) as u64;
+            totals.skipped += skipped;
             let mut advanced: BTreeMap<(String, i32), i64> = BTreeMap::new();
             let mut by_topic: BTreeMap<String, u64> = BTreeMap::new();
             for r in &fresh {
@@ -175,7 +176,6 @@ impl<S: Source> Runner<S> {
                 *next = (*next).max(r.offset + 1);
                 *by_topic.entry(r.topic.clone()).or_default() += 1;
             }
-            let skipped = (records.len() - fresh.len()) as u64;
             let output = self.transformer.process(
                 fresh.iter().map(|r| Message {
                     kind: r.kind,

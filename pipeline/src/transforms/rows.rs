@@ -273,20 +273,27 @@ pub struct Tables {
 }
 
 impl Tables {
+    /// Rows per table, by table name.
+    pub fn row_counts(&self) -> [(&'static str, usize); 13] {
+        [
+            ("song_dim", self.song_dim.len()),
+            ("location_dim", self.location_dim.len()),
+            ("date_dim", self.date_dim.len()),
+            ("date_time_dim", self.date_time_dim.len()),
+            ("user_dim", self.user_dim.len()),
+            ("event_dim", self.event_dim.len()),
+            ("session_dim", self.session_dim.len()),
+            ("event_session_bridge", self.event_session_bridge.len()),
+            ("event_fact", self.event_fact.len()),
+            ("session_fact", self.session_fact.len()),
+            ("auth_fact", self.auth_fact.len()),
+            ("level_change_fact", self.level_change_fact.len()),
+            ("dead_letters", self.dead_letters.len()),
+        ]
+    }
+
     /// Rows in all tables.
     pub fn row_count(&self) -> usize {
-        self.song_dim.len()
-            + self.location_dim.len()
-            + self.date_dim.len()
-            + self.date_time_dim.len()
-            + self.user_dim.len()
-            + self.event_dim.len()
-            + self.session_dim.len()
-            + self.event_session_bridge.len()
-            + self.event_fact.len()
-            + self.session_fact.len()
-            + self.auth_fact.len()
-            + self.level_change_fact.len()
-            + self.dead_letters.len()
+        self.row_counts().iter().map(|(_, n)| n).sum()
     }
 }
