@@ -13,13 +13,13 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::{Warehouse, duckdb_tables};
+use common::{Warehouse, duckdb_tables, simulate};
 use pipeline::runner::{Observer, Runner, Totals, Until};
 use pipeline::sinks::DuckDb;
 use pipeline::sources::{BatchLimits, Polled, Record, Source};
 use pipeline::transforms::{Config, Stats};
 use serde::Deserialize;
-use simulator::sinks::{Files, Kafka, KafkaOptions, Sink};
+use simulator::sinks::{Files, Kafka, KafkaOptions};
 use warehouse::raw::EventKind;
 use xtask::kafka::ScratchBroker;
 
@@ -117,43 +117,6 @@ fn golden_events_land_in_duckdb_row_for_row() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Simulated events written to `sink`.
-fn simulate(sink: &mut dyn Sink, users: u32, days: i64) {
-    let mut config = simulator::defaults::config();
-    config.beta = 6.0 * 3600.0;
-    let model = config.compile().unwrap();
-    let start_ms = simulator::clock::parse_date_time("2026-01-05").unwrap();
-    let run = simulator::world::RunSpec {
-        seed: 12,
-        start_ms,
-        end_ms: start_ms + days * simulator::clock::DAY_MS,
-        users,
-        first_user_id: 1,
-        growth_rate: 2.0,
-        attrition_rate: 0.0,
-    };
-    let world = simulator::world::World::new(
-        &config,
-        model,
-        simulator::songs::Catalogue::builtin(),
-        simulator::population::Places::us(),
-        run,
-    )
-    .unwrap();
-    let options = simulator::engine::Options {
-        threads: 2,
-        pacing: None,
-    };
-    simulator::engine::run(
-        &world,
-        &options,
-        sink,
-        &AtomicBool::new(false),
-        &mut simulator::engine::Quiet,
-    )
-    .unwrap();
-}
-
 /// A pipeline process that is killed when the test ends, even by a failed assertion,
 /// so that a failure leaves no process behind holding the test's output open.
 struct Running(std::process::Child);
@@ -185,7 +148,7 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
     let dir = temp_dir("crash");
     let events = dir.join("events");
     let mut files = Files::create(&events, false).unwrap();
-    simulate(&mut files, 300, 3);
+    simulate(&mut files, 300, 3, 12, 2.0);
     drop(files);
     let input = events.to_str().unwrap();
 
@@ -266,11 +229,11 @@ fn kafka_and_files(dir: &Path, name: &str) -> (ScratchBroker, PathBuf) {
         settings: Vec::new(),
     })
     .unwrap();
-    simulate(&mut kafka, 100, 2);
+    simulate(&mut kafka, 100, 2, 12, 2.0);
     drop(kafka);
     let events = dir.join("events");
     let mut files = Files::create(&events, false).unwrap();
-    simulate(&mut files, 100, 2);
+    simulate(&mut files, 100, 2, 12, 2.0);
     drop(files);
     let from_files = dir.join("files.duckdb");
     let status = pipeline(&[
@@ -348,7 +311,7 @@ fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_add_up()
         settings: Vec::new(),
     })
     .unwrap();
-    simulate(&mut kafka, 40, 1);
+    simulate(&mut kafka, 40, 1, 12, 2.0);
     let produced: u64 = kafka.report().delivered.iter().sum();
     drop(kafka);
     let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
@@ -461,7 +424,7 @@ fn the_session_fact_batch_job_repairs_a_day_and_is_idempotent() {
     let dir = temp_dir("batch");
     let events = dir.join("events");
     let mut files = Files::create(&events, false).unwrap();
-    simulate(&mut files, 80, 2);
+    simulate(&mut files, 80, 2, 12, 2.0);
     drop(files);
     let topics: Vec<(EventKind, String)> = EventKind::ALL
         .iter()

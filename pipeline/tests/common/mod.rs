@@ -16,7 +16,7 @@ use pipeline::transforms::arrow::record_batches;
 use pipeline::transforms::{Message, Output};
 use simulator::engine::{self, Options, Quiet};
 use simulator::population::Places;
-use simulator::sinks::Memory;
+use simulator::sinks::{Memory, Sink};
 use simulator::songs::Catalogue;
 use simulator::world::{RunSpec, World};
 use warehouse::raw::EventKind;
@@ -43,12 +43,11 @@ impl Partition {
     }
 }
 
-/// The simulator's events (built-in config, with frequent sessions, and built-in songs) in `partitions` partitions per
-/// topic, keyed as its Kafka output keys them.
-pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Partition> {
+/// Simulated events into `sink`: the built-in config with sessions every few hours rather
+/// than weekly (so that users have many, and what crosses sessions is exercised), the
+/// built-in songs, a week from 2026-01-05 cut to `days`.
+pub fn simulate(sink: &mut dyn Sink, users: u32, days: i64, seed: u64, growth_rate: f64) {
     let mut config = simulator::defaults::config();
-    // Sessions every few hours rather than weekly, so that users have many of them and
-    // what crosses sessions (listen trails, level history) is exercised.
     config.beta = 6.0 * 3600.0;
     let model = config.compile().unwrap();
     let start_ms = simulator::clock::parse_date_time("2026-01-05").unwrap();
@@ -58,23 +57,22 @@ pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Parti
         end_ms: start_ms + days * simulator::clock::DAY_MS,
         users,
         first_user_id: 1,
-        growth_rate: 5.0,
+        growth_rate,
         attrition_rate: 0.0,
     };
     let world = World::new(&config, model, Catalogue::builtin(), Places::us(), run).unwrap();
-    let mut sink = Memory::default();
     let options = Options {
         threads: 2,
         pacing: None,
     };
-    engine::run(
-        &world,
-        &options,
-        &mut sink,
-        &AtomicBool::new(false),
-        &mut Quiet,
-    )
-    .unwrap();
+    engine::run(&world, &options, sink, &AtomicBool::new(false), &mut Quiet).unwrap();
+}
+
+/// Simulated events in `partitions` partitions per topic, keyed as the simulator's Kafka
+/// output keys them.
+pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Partition> {
+    let mut sink = Memory::default();
+    simulate(&mut sink, users, days, seed, 5.0);
     let mut out: Vec<Partition> = EventKind::ALL
         .iter()
         .flat_map(|kind| {
@@ -87,9 +85,10 @@ pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Parti
         })
         .collect();
     for (kind, key, json) in sink.events {
-        let slot = EventKind::ALL.iter().position(|k| *k == kind).unwrap();
         let p = key.rem_euclid(i64::from(partitions)) as usize;
-        out[slot * partitions as usize + p].payloads.push(json);
+        out[kind.index() * partitions as usize + p]
+            .payloads
+            .push(json);
     }
     out
 }
