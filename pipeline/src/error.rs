@@ -10,6 +10,13 @@ pub enum PipelineError {
     /// The warehouse could not be opened or written.
     #[error("DuckDB ({path}): {message}")]
     DuckDb { path: String, message: String },
+    /// A Parquet staging file could not be written.
+    #[error("staging ({location}): {message}")]
+    Staging { location: String, message: String },
+    /// BigQuery refused or failed a request; `retryable` after retries ran out means it
+    /// kept failing (throttling, server errors, the network).
+    #[error("BigQuery: {message}")]
+    BigQuery { message: String, retryable: bool },
     /// An input file could not be read.
     #[error("cannot read {path}: {source}")]
     Input {
@@ -29,8 +36,17 @@ impl Classify for PipelineError {
         match self {
             PipelineError::Kafka(_)
             | PipelineError::DuckDb { .. }
-            | PipelineError::Input { .. } => ErrorClass::Retryable,
-            PipelineError::Incompatible(_) => ErrorClass::BadData,
+            | PipelineError::Staging { .. }
+            | PipelineError::Input { .. }
+            | PipelineError::BigQuery {
+                retryable: true, ..
+            } => ErrorClass::Retryable,
+            // A request BigQuery refuses (credentials, permissions, a bad schema) fails
+            // the same way when retried.
+            PipelineError::Incompatible(_)
+            | PipelineError::BigQuery {
+                retryable: false, ..
+            } => ErrorClass::BadData,
             PipelineError::Bug(_) => ErrorClass::Bug,
         }
     }

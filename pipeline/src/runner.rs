@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::PipelineError;
 use crate::metrics::Metrics;
-use crate::sinks::{DeadLetterTopics, DuckDb};
+use crate::sinks::{Batch, DeadLetterTopics, Sink, fnv1a};
 use crate::sources::{BatchLimits, Polled, Source};
 use crate::transforms::{Config, Message, Output, Stats, Transformer};
 
@@ -40,9 +40,9 @@ pub trait Observer {
 }
 
 #[derive(Debug)]
-pub struct Runner<S> {
+pub struct Runner<S, K> {
     source: S,
-    sink: DuckDb,
+    sink: K,
     transformer: Transformer,
     limits: BatchLimits,
     /// The next offset to read per partition, as the warehouse records it.
@@ -54,14 +54,14 @@ pub struct Runner<S> {
 /// How often consumer lag is measured: it asks the brokers.
 const LAG_EVERY: Duration = Duration::from_secs(10);
 
-impl<S: Source> Runner<S> {
+impl<S: Source, K: Sink> Runner<S, K> {
     /// Resumes from the warehouse's checkpoint, if it has one.
     pub fn new(
         source: S,
-        sink: DuckDb,
+        mut sink: K,
         config: Config,
         limits: BatchLimits,
-    ) -> Result<Runner<S>, PipelineError> {
+    ) -> Result<Runner<S, K>, PipelineError> {
         let transformer = match sink.state()? {
             Some(state) => Transformer::with_state(config, state),
             None => Transformer::new(config),
@@ -79,7 +79,7 @@ impl<S: Source> Runner<S> {
     }
 
     /// Also sends every dead letter to `<topic>.dlq` on Kafka.
-    pub fn with_dead_letter_topics(mut self, topics: DeadLetterTopics) -> Runner<S> {
+    pub fn with_dead_letter_topics(mut self, topics: DeadLetterTopics) -> Runner<S, K> {
         self.dead_letter_topics = Some(topics);
         self
     }
@@ -89,8 +89,12 @@ impl<S: Source> Runner<S> {
         Arc::clone(&self.metrics)
     }
 
-    pub fn sink(&self) -> &DuckDb {
+    pub fn sink(&self) -> &K {
         &self.sink
+    }
+
+    pub fn into_sink(self) -> K {
+        self.sink
     }
 
     pub fn run(
@@ -169,13 +173,18 @@ impl<S: Source> Runner<S> {
                 .collect();
             let skipped = (records.len() - fresh.len()) as u64;
             totals.skipped += skipped;
-            let mut advanced: BTreeMap<(String, i32), i64> = BTreeMap::new();
+            // First offset and next offset per partition.
+            let mut advanced: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
             let mut by_topic: BTreeMap<String, u64> = BTreeMap::new();
             for r in &fresh {
-                let next = advanced.entry((r.topic.clone(), r.partition)).or_insert(0);
-                *next = (*next).max(r.offset + 1);
+                let range = advanced
+                    .entry((r.topic.clone(), r.partition))
+                    .or_insert((r.offset, r.offset + 1));
+                range.0 = range.0.min(r.offset);
+                range.1 = range.1.max(r.offset + 1);
                 *by_topic.entry(r.topic.clone()).or_default() += 1;
             }
+            let id = batch_id(&advanced);
             let output = self.transformer.process(
                 fresh.iter().map(|r| Message {
                     kind: r.kind,
@@ -188,10 +197,10 @@ impl<S: Source> Runner<S> {
             );
             let offsets: Vec<(String, i32, i64)> = advanced
                 .into_iter()
-                .map(|((topic, partition), next)| (topic, partition, next))
+                .map(|((topic, partition), (_, next))| (topic, partition, next))
                 .collect();
             let committing = Instant::now();
-            self.write(&output, &offsets, totals)?;
+            self.write(&id, &output, &offsets, totals)?;
             let commit = committing.elapsed();
             self.source.commit(&offsets)?;
             self.metrics
@@ -203,6 +212,7 @@ impl<S: Source> Runner<S> {
 
     fn write(
         &mut self,
+        id: &str,
         output: &Output,
         offsets: &[(String, i32, i64)],
         totals: &mut Totals,
@@ -210,7 +220,12 @@ impl<S: Source> Runner<S> {
         if let Some(topics) = &self.dead_letter_topics {
             topics.send(&output.tables.dead_letters)?;
         }
-        self.sink.write(output, offsets, self.transformer.state())?;
+        self.sink.write(&Batch {
+            id,
+            output,
+            offsets,
+            state: self.transformer.state(),
+        })?;
         for (topic, partition, next) in offsets {
             self.next.insert((topic.clone(), *partition), *next);
         }
@@ -228,7 +243,15 @@ impl<S: Source> Runner<S> {
     ) -> Result<(), PipelineError> {
         let began = Instant::now();
         let output = self.transformer.finish();
-        self.write(&output, &[], totals)?;
+        // Named after where every partition stands, so a rerun of the same end has the
+        // same name.
+        let ends: BTreeMap<(String, i32), (i64, i64)> = self
+            .next
+            .iter()
+            .map(|(key, next)| (key.clone(), (*next, *next)))
+            .collect();
+        let id = format!("final-{}", batch_id(&ends));
+        self.write(&id, &output, &[], totals)?;
         self.metrics.batch(
             &BTreeMap::new(),
             0,
@@ -241,8 +264,46 @@ impl<S: Source> Runner<S> {
     }
 }
 
+/// A batch's name from its offset ranges: the first range in full, then how many more and
+/// a digest of them all, so names stay short however many partitions a batch spans.
+fn batch_id(ranges: &BTreeMap<(String, i32), (i64, i64)>) -> String {
+    let Some(((topic, partition), (first, next))) = ranges.iter().next() else {
+        return "empty".to_owned();
+    };
+    let mut id = format!("{topic}-{partition}-{first}-{}", next - 1);
+    if ranges.len() > 1 {
+        let all: String = ranges
+            .iter()
+            .map(|((topic, partition), (first, next))| {
+                format!("{topic}/{partition}/{first}/{next};")
+            })
+            .collect();
+        let digest = fnv1a(&all);
+        id.push_str(&format!("-and-{}-more-{digest:016x}", ranges.len() - 1));
+    }
+    id
+}
+
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_ids_name_the_first_range_and_digest_the_rest() {
+        let mut ranges = BTreeMap::new();
+        ranges.insert(("listen_events".to_owned(), 3), (100, 200));
+        assert_eq!(batch_id(&ranges), "listen_events-3-100-199");
+        ranges.insert(("auth_events".to_owned(), 0), (5, 6));
+        let two = batch_id(&ranges);
+        assert!(two.starts_with("auth_events-0-5-5-and-1-more-"), "{two}");
+        assert_eq!(two, batch_id(&ranges.clone()), "deterministic");
+        ranges.insert(("auth_events".to_owned(), 0), (5, 7));
+        assert_ne!(batch_id(&ranges), two, "another range, another name");
+    }
 }

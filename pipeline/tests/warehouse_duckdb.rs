@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::{Warehouse, duckdb_tables, simulate};
+use common::{Warehouse, duckdb_tables, simulate, without_receive_times};
 use pipeline::runner::{Observer, Runner, Totals, Until};
 use pipeline::sinks::DuckDb;
 use pipeline::sources::{BatchLimits, Polled, Record, Source};
@@ -70,13 +70,6 @@ impl Source for Golden {
 }
 
 /// Dead letters carry the time they were received; masked for comparison.
-fn without_receive_times(text: &str) -> String {
-    text.lines()
-        .map(|l| l.split(" received_at=").next().unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn golden_events_land_in_duckdb_row_for_row() {
     let dir = temp_dir("golden");

@@ -136,6 +136,49 @@ impl Emulator {
         )
     }
 
+    /// One REST call to the emulator: the status code and the body.
+    pub fn call(&self, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .with_context(|| format!("connecting to the emulator at {}", self.endpoint()))?;
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        let status = response
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .with_context(|| format!("the emulator answered {method} {path} with no status"))?;
+        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        Ok((status, body.to_owned()))
+    }
+
+    /// Runs GoogleSQL in the emulator's project and returns the whole response; a failed
+    /// query is an error with the emulator's message.
+    pub fn query(&self, sql: &str) -> Result<serde_json::Value> {
+        let body =
+            serde_json::json!({"query": sql, "useLegacySql": false, "maxResults": 1_000_000});
+        let (status, text) = self.call(
+            "POST",
+            &format!("/bigquery/v2/projects/{PROJECT}/queries"),
+            &body.to_string(),
+        )?;
+        let response: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("the emulator answered {status} with: {text}"))?;
+        if status != 200
+            || response
+                .get("errors")
+                .is_some_and(|e| e.as_array().is_some_and(|a| !a.is_empty()))
+        {
+            bail!("the emulator refused {sql:?}: {text}");
+        }
+        Ok(response)
+    }
+
     /// Whether the REST API answers a request (listing the project's datasets).
     fn ready(&self) -> bool {
         use std::io::{Read, Write};

@@ -2,12 +2,12 @@
 //! table, the offsets consumed and the transformation state, so a crash at any instant
 //! leaves the warehouse at a batch boundary it can resume from exactly.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use duckdb::{Connection, params};
-use warehouse::schema::{self, TableKind};
+use warehouse::schema;
 
+use super::{Batch, Offsets, STATE_FORMAT, Sink, decode_state, encode_state};
 use crate::error::PipelineError;
 use crate::transforms::Output;
 use crate::transforms::arrow::record_batches;
@@ -27,12 +27,6 @@ CREATE TABLE IF NOT EXISTS pipeline_state (
   state VARCHAR NOT NULL
 );
 ";
-
-/// The version of the checkpoint's JSON; a warehouse written by another is refused.
-const STATE_FORMAT: i32 = 2;
-
-/// Where a partition's next message to read starts.
-pub type Offsets = HashMap<(String, i32), i64>;
 
 pub struct DuckDb {
     connection: Connection,
@@ -81,7 +75,7 @@ impl DuckDb {
     }
 
     /// The offsets committed with the last batch.
-    pub fn offsets(&self) -> Result<Offsets, PipelineError> {
+    pub fn stored_offsets(&self) -> Result<Offsets, PipelineError> {
         let read = || -> duckdb::Result<Offsets> {
             let mut statement = self
                 .connection
@@ -98,7 +92,7 @@ impl DuckDb {
     }
 
     /// The transformation state checkpointed with the last batch, if any.
-    pub fn state(&self) -> Result<Option<State>, PipelineError> {
+    pub fn stored_state(&self) -> Result<Option<State>, PipelineError> {
         let row = self
             .connection
             .query_row(
@@ -112,18 +106,8 @@ impl DuckDb {
                 e => Err(e),
             })
             .map_err(|e| self.error("cannot read the checkpoint", e))?;
-        let Some((format, json)) = row else {
-            return Ok(None);
-        };
-        if format != STATE_FORMAT {
-            return Err(PipelineError::Incompatible(format!(
-                "{} holds a checkpoint of format {format}, this pipeline reads format {STATE_FORMAT}; use a new warehouse file",
-                self.path
-            )));
-        }
-        serde_json::from_str(&json).map(Some).map_err(|e| {
-            PipelineError::Incompatible(format!("{}: the checkpoint does not read: {e}", self.path))
-        })
+        row.map(|(format, json)| decode_state(format, &json, &self.path))
+            .transpose()
     }
 
     /// Writes one batch's rows, the offsets it consumed up to and the state after it,
@@ -134,8 +118,7 @@ impl DuckDb {
         offsets: &[(String, i32, i64)],
         state: &State,
     ) -> Result<(), PipelineError> {
-        let state = serde_json::to_string(state)
-            .map_err(|e| PipelineError::Bug(format!("the state does not serialize: {e}")))?;
+        let state = encode_state(state)?;
         self.transaction(output, |tx, fail| {
             for (topic, partition, next) in offsets {
                 tx.execute(
@@ -194,11 +177,12 @@ impl DuckDb {
                     .and_then(|()| appender.flush())
                     .map_err(|e| fail(&format!("cannot stage {name}"), e))?;
             }
-            // Rows are upserts on the primary key; a dead letter redelivered after a
-            // crash is the same message and is kept once.
-            let verb = match table.kind {
-                TableKind::Operational => "INSERT OR IGNORE",
-                _ => "INSERT OR REPLACE",
+            // Rows that can change are upserts on the primary key; the others are kept
+            // once (a dead letter redelivered after a crash is the same message).
+            let verb = if table.rows_change() {
+                "INSERT OR REPLACE"
+            } else {
+                "INSERT OR IGNORE"
             };
             tx.execute(
                 &format!("{verb} INTO \"{name}\" SELECT * FROM temp.{stage}"),
@@ -208,5 +192,23 @@ impl DuckDb {
         }
         more(&tx, &fail)?;
         tx.commit().map_err(|e| fail("cannot commit", e))
+    }
+}
+
+impl Sink for DuckDb {
+    fn offsets(&mut self) -> Result<Offsets, PipelineError> {
+        self.stored_offsets()
+    }
+
+    fn state(&mut self) -> Result<Option<State>, PipelineError> {
+        self.stored_state()
+    }
+
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError> {
+        DuckDb::write(self, batch.output, batch.offsets, batch.state)
+    }
+
+    fn describe(&self) -> String {
+        self.path.clone()
     }
 }

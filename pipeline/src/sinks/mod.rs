@@ -1,7 +1,73 @@
-//! Where rows go: the embedded warehouse, DuckDB; and dead letters to Kafka.
+//! Where rows go: the embedded warehouse (DuckDB) or BigQuery through Parquet staging;
+//! dead letters also to Kafka. A sink stores the consumed offsets and the transformation
+//! state with the rows, so that the pipeline resumes from what the warehouse holds.
 
+pub mod bigquery;
 pub mod dead_letter_topics;
 pub mod duckdb;
+pub mod staging;
 
+use std::collections::HashMap;
+
+pub use self::bigquery::BigQuery;
 pub use self::dead_letter_topics::DeadLetterTopics;
 pub use self::duckdb::DuckDb;
+pub use self::staging::Staging;
+
+use crate::error::PipelineError;
+use crate::transforms::Output;
+use crate::transforms::state::State;
+
+/// Where a partition's next message to read starts.
+pub type Offsets = HashMap<(String, i32), i64>;
+
+/// The version of the checkpoint's JSON; a warehouse written by another is refused.
+pub const STATE_FORMAT: i32 = 2;
+
+/// One micro-batch as a sink writes it.
+#[derive(Debug)]
+pub struct Batch<'a> {
+    /// Names the batch after the offsets it consumed: the same input, the same name.
+    pub id: &'a str,
+    pub output: &'a Output,
+    /// The next offset to read per partition after this batch.
+    pub offsets: &'a [(String, i32, i64)],
+    /// The transformation state after this batch.
+    pub state: &'a State,
+}
+
+/// A warehouse that stores a batch's rows, offsets and state all or nothing.
+pub trait Sink: std::fmt::Debug {
+    /// The offsets stored with the last batch.
+    fn offsets(&mut self) -> Result<Offsets, PipelineError>;
+    /// The transformation state stored with the last batch, if any.
+    fn state(&mut self) -> Result<Option<State>, PipelineError>;
+    /// Writes the batch; when this returns `Ok` it is durable.
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError>;
+    /// Where the rows go, for logs.
+    fn describe(&self) -> String;
+}
+
+/// Reads a checkpoint, refusing one of another format.
+pub(crate) fn decode_state(format: i32, json: &str, place: &str) -> Result<State, PipelineError> {
+    if format != STATE_FORMAT {
+        return Err(PipelineError::Incompatible(format!(
+            "{place} holds a checkpoint of format {format}, this pipeline reads format {STATE_FORMAT}; start a new warehouse"
+        )));
+    }
+    serde_json::from_str(json).map_err(|e| {
+        PipelineError::Incompatible(format!("{place}: the checkpoint does not read: {e}"))
+    })
+}
+
+pub(crate) fn encode_state(state: &State) -> Result<String, PipelineError> {
+    serde_json::to_string(state)
+        .map_err(|e| PipelineError::Bug(format!("the state does not serialize: {e}")))
+}
+
+/// FNV-1a: a digest for names, stable across runs and platforms, unlike std's hasher.
+pub(crate) fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}

@@ -193,11 +193,120 @@ fn value(array: &dyn Array, row: usize) -> String {
             String::from_utf8_lossy(array.as_binary::<i32>().value(row))
         ),
         DataType::Timestamp(_, _) => {
-            let micros = array.as_primitive::<TimestampMicrosecondType>().value(row);
-            simulator::clock::format_date_time(micros / 1000)
-                + &format!(".{:03}Z", micros / 1000 % 1000)
+            timestamp_text(array.as_primitive::<TimestampMicrosecondType>().value(row))
         }
         DataType::Date32 => array.as_primitive::<Date32Type>().value(row).to_string(),
         other => panic!("no rendering for {other}"),
     }
+}
+
+fn timestamp_text(micros: i64) -> String {
+    simulator::clock::format_date_time(micros / 1000) + &format!(".{:03}Z", micros / 1000 % 1000)
+}
+
+/// Every warehouse table of a dataset in the BigQuery emulator, rendered as `render`
+/// renders Arrow rows, so that the two warehouses compare as text.
+pub fn bigquery_tables(emulator: &xtask::emulator::Emulator, dataset: &str) -> Warehouse {
+    bigquery_tables_except(emulator, dataset, "")
+}
+
+/// `bigquery_tables` without the table `skipped`.
+pub fn bigquery_tables_except(
+    emulator: &xtask::emulator::Emulator,
+    dataset: &str,
+    skipped: &str,
+) -> Warehouse {
+    use warehouse::schema::ColumnType;
+    let mut warehouse = Warehouse::default();
+    for table in warehouse::schema::TABLES
+        .iter()
+        .filter(|t| t.name != skipped)
+    {
+        let response = emulator
+            .query(&format!("SELECT * FROM `{dataset}.{}`", table.name))
+            .unwrap();
+        let names: Vec<String> = response["schema"]["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect();
+        let rows = warehouse.tables.entry(table.name).or_default();
+        for row in response["rows"].as_array().into_iter().flatten() {
+            let cells = row["f"].as_array().unwrap();
+            let cell = |name: &str| -> String {
+                let i = names.iter().position(|n| n == name).unwrap();
+                let Some(v) = cells[i]["v"].as_str() else {
+                    return "NULL".to_owned();
+                };
+                match table.column(name).unwrap().ty {
+                    ColumnType::Int64 => v.parse::<i64>().unwrap().to_string(),
+                    ColumnType::Float64 => v.parse::<f64>().unwrap().to_string(),
+                    ColumnType::Bool => v.parse::<bool>().unwrap().to_string(),
+                    ColumnType::String => format!("{v:?}"),
+                    ColumnType::Bytes => format!("{:?}", String::from_utf8_lossy(&base64(v))),
+                    // Microseconds as the emulator answers, or seconds as BigQuery does.
+                    ColumnType::Timestamp => timestamp_text(
+                        v.parse::<i64>()
+                            .unwrap_or_else(|_| (v.parse::<f64>().unwrap() * 1e6).round() as i64),
+                    ),
+                    ColumnType::Date => {
+                        let parts: Vec<i64> = v.split('-').map(|p| p.parse().unwrap()).collect();
+                        warehouse::time::days_from_civil(parts[0], parts[1] as u32, parts[2] as u32)
+                            .to_string()
+                    }
+                }
+            };
+            let key: Vec<String> = table.primary_key.iter().map(|c| cell(c)).collect();
+            let text: Vec<String> = table
+                .columns
+                .iter()
+                .map(|c| format!("{}={}", c.name, cell(c.name)))
+                .collect();
+            rows.insert(key.join("|"), text.join(" "));
+        }
+        if rows.is_empty() {
+            warehouse.tables.remove(table.name);
+        }
+    }
+    warehouse
+}
+
+/// Standard base64, as BigQuery's REST API writes BYTES.
+fn base64(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for byte in text.bytes().filter(|b| *b != b'=') {
+        let value = ALPHABET.iter().position(|a| *a == byte).unwrap() as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
+    }
+    out
+}
+
+/// The rendering without dead letters' `received_at`, the one wall-clock column.
+pub fn without_receive_times(text: &str) -> String {
+    text.lines()
+        .map(|l| l.split(" received_at=").next().unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Panics with the first rows that differ rather than with two whole warehouses.
+pub fn assert_same_rows(actual: &str, expected: &str) {
+    if actual == expected {
+        return;
+    }
+    let actual_lines: std::collections::BTreeSet<&str> = actual.lines().collect();
+    let expected_lines: std::collections::BTreeSet<&str> = expected.lines().collect();
+    let missing: Vec<_> = expected_lines.difference(&actual_lines).take(5).collect();
+    let unexpected: Vec<_> = actual_lines.difference(&expected_lines).take(5).collect();
+    panic!("the warehouses differ\nmissing: {missing:#?}\nunexpected: {unexpected:#?}");
 }

@@ -75,6 +75,36 @@ pub fn create_table(table: &Table) -> String {
     sql
 }
 
+/// A `MERGE` of `source` into `target` (both fully qualified, unquoted) on the table's
+/// primary key: rows that can change are updated, new rows inserted, so that merging the
+/// same rows twice leaves one copy.
+pub fn merge(table: &Table, target: &str, source: &str) -> String {
+    let on = table
+        .primary_key
+        .iter()
+        .map(|k| format!("T.`{k}` = S.`{k}`"))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let mut sql = format!("MERGE `{target}` T USING `{source}` S ON {on}");
+    let updates: Vec<String> = table
+        .non_key_columns()
+        .map(|c| format!("`{0}` = S.`{0}`", c.name))
+        .collect();
+    if table.rows_change() && !updates.is_empty() {
+        let _ = write!(sql, "\nWHEN MATCHED THEN UPDATE SET {}", updates.join(", "));
+    }
+    let names: Vec<&str> = table.columns.iter().map(|c| c.name).collect();
+    let values: Vec<String> = names.iter().map(|n| format!("S.`{n}`")).collect();
+    // Columns are listed: `INSERT ROW` is not understood everywhere.
+    let _ = write!(
+        sql,
+        "\nWHEN NOT MATCHED THEN INSERT ({}) VALUES ({});",
+        quoted_list(&names),
+        values.join(", ")
+    );
+    sql
+}
+
 /// The DDL of every table, as one script.
 pub fn schema_script() -> String {
     let mut sql = String::from(super::GENERATED_HEADER);
@@ -174,6 +204,25 @@ mod tests {
 CLUSTER BY `artist`
 OPTIONS (description = "Songs that were listened to, one row per artist and title.");"#
         );
+    }
+
+    #[test]
+    fn merges_update_only_rows_that_can_change() {
+        assert_eq!(
+            merge(&SONG_DIM, "p.d.song_dim", "p.d.stage"),
+            "MERGE `p.d.song_dim` T USING `p.d.stage` S ON T.`song_key` = S.`song_key`\n\
+             WHEN NOT MATCHED THEN INSERT (`song_key`, `artist`, `song`) VALUES (S.`song_key`, S.`artist`, S.`song`);"
+        );
+        let fact = merge(&EVENT_FACT, "p.d.event_fact", "p.d.stage");
+        assert!(
+            fact.contains("ON T.`event_key` = S.`event_key` AND T.`record_valid_from` = S.`record_valid_from`\nWHEN MATCHED THEN UPDATE SET `user_key` = S.`user_key`, "),
+            "{fact}"
+        );
+        assert!(
+            !fact.contains("`event_key` = S.`event_key`,"),
+            "keys are not updated: {fact}"
+        );
+        assert!(!merge(&DEAD_LETTERS, "t", "s").contains("WHEN MATCHED"));
     }
 
     #[test]

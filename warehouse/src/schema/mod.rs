@@ -67,6 +67,20 @@ impl Table {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)
     }
+
+    /// Whether a stored row can be rewritten: facts are merged on their key and a type-2
+    /// dimension closes versions (`valid_to`). Every other row is written once and kept
+    /// (insert-if-absent), since its key is a fingerprint of its content.
+    pub fn rows_change(&self) -> bool {
+        self.kind == TableKind::Fact || self.column("valid_to").is_some()
+    }
+
+    /// The columns that are not part of the primary key.
+    pub fn non_key_columns(&self) -> impl Iterator<Item = &Column> {
+        self.columns
+            .iter()
+            .filter(|c| !self.primary_key.contains(&c.name))
+    }
 }
 
 /// The table of that name.

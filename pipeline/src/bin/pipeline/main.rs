@@ -1,5 +1,5 @@
-//! The `pipeline` binary: events from Kafka or files into the DuckDB warehouse, resuming
-//! exactly where the warehouse says it stopped.
+//! The `pipeline` binary: events from Kafka or files into the DuckDB or BigQuery
+//! warehouse, resuming exactly where the warehouse says it stopped.
 
 mod report;
 mod settings;
@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use pipeline::runner::{Observer, Runner, Totals, Until};
-use pipeline::sinks::{DeadLetterTopics, DuckDb};
+use pipeline::sinks::{BigQuery, DeadLetterTopics, DuckDb, Sink};
 use pipeline::sources::Source;
 use pipeline::sources::files::Files;
 use pipeline::sources::kafka::{Kafka, KafkaOptions};
 use pipeline::transforms::Stats;
 
-use crate::settings::{Input, Settings, USAGE};
+use crate::settings::{Input, Output, Settings, USAGE};
 
 fn main() {
     let code = match run() {
@@ -94,34 +94,13 @@ fn run() -> Result<i32> {
         .context("cannot install the signal handler")?;
     }
 
-    let sink = DuckDb::open(&settings.duckdb)?;
-    let until = settings
-        .exit_when_idle
-        .map_or(Until::Stopped, Until::IdleFor);
-    let totals = match &settings.input {
-        Input::Files(dir) => {
-            let source = Files::open(dir, &settings.topics)?;
-            announce(&settings, &format!("files in {}", dir.display()));
-            drive(source, sink, &settings, until, &stop, None)?
-        }
-        Input::Kafka { brokers, group } => {
-            let source = Kafka::connect(KafkaOptions {
-                brokers: brokers.clone(),
-                group: group.clone(),
-                topics: settings.topics.clone(),
-                settings: settings.kafka_settings.clone(),
-            })?;
-            announce(&settings, &format!("Kafka at {brokers} (group {group})"));
-            let dead_letters = if settings.dead_letter_topics {
-                Some(DeadLetterTopics::connect(
-                    brokers,
-                    &settings.kafka_settings,
-                )?)
-            } else {
-                None
-            };
-            drive(source, sink, &settings, until, &stop, dead_letters)?
-        }
+    let totals = match &settings.output {
+        Output::DuckDb(path) => consume(DuckDb::open(path)?, &settings, &stop)?,
+        Output::BigQuery(options) => consume(
+            BigQuery::open(options).context("cannot open the BigQuery warehouse")?,
+            &settings,
+            &stop,
+        )?,
     };
     let s = &totals.stats;
     tracing::info!(
@@ -143,10 +122,46 @@ fn run() -> Result<i32> {
     Ok(0)
 }
 
-fn announce(settings: &Settings, from: &str) {
+/// Runs the configured source into `sink`.
+fn consume<K: Sink>(sink: K, settings: &Settings, stop: &AtomicBool) -> Result<Totals> {
+    let until = settings
+        .exit_when_idle
+        .map_or(Until::Stopped, Until::IdleFor);
+    Ok(match &settings.input {
+        Input::Files(dir) => {
+            let source = Files::open(dir, &settings.topics)?;
+            announce(settings, &sink, &format!("files in {}", dir.display()));
+            drive(source, sink, settings, until, stop, None)?
+        }
+        Input::Kafka { brokers, group } => {
+            let source = Kafka::connect(KafkaOptions {
+                brokers: brokers.clone(),
+                group: group.clone(),
+                topics: settings.topics.clone(),
+                settings: settings.kafka_settings.clone(),
+            })?;
+            announce(
+                settings,
+                &sink,
+                &format!("Kafka at {brokers} (group {group})"),
+            );
+            let dead_letters = if settings.dead_letter_topics {
+                Some(DeadLetterTopics::connect(
+                    brokers,
+                    &settings.kafka_settings,
+                )?)
+            } else {
+                None
+            };
+            drive(source, sink, settings, until, stop, dead_letters)?
+        }
+    })
+}
+
+fn announce(settings: &Settings, sink: &dyn Sink, from: &str) {
     tracing::info!(
         from,
-        into = %settings.duckdb.display(),
+        into = %sink.describe(),
         batch_max_messages = settings.limits.max_messages,
         batch_max_ms = settings.limits.max_wait.as_millis() as u64,
         "starting"
@@ -173,9 +188,9 @@ fn init_logs(settings: &Settings) -> Result<()> {
     result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
 }
 
-fn drive<S: Source>(
+fn drive<S: Source, K: Sink>(
     source: S,
-    sink: DuckDb,
+    sink: K,
     settings: &Settings,
     until: Until,
     stop: &AtomicBool,

@@ -22,8 +22,19 @@ USAGE: pipeline run [OPTIONS] (--kafka-brokers HOSTS | --input DIR)
 Source (one of):
       --kafka-brokers HOSTS     consume the four topics as a consumer group
       --input DIR               read DIR/<topic>.jsonl(.gz), as the simulator writes them
-Sink:
+Sink (one of):
       --duckdb PATH             the warehouse file (default data/warehouse.duckdb)
+      --bigquery PROJECT.DATASET
+                                BigQuery: each batch staged as Parquet, loaded and MERGEd
+BigQuery:
+      --staging LOCATION        gs://BUCKET/PREFIX for the Parquet files BigQuery loads (a
+                                local directory works with the emulator only)
+      --bigquery-auth MODE      application-default (default), workload-identity,
+                                service-account:PATH, or none (the emulator)
+      --bigquery-endpoint URL   REST base up to /bigquery/v2 (default Google's)
+      --bigquery-location LOC   where a missing dataset is created (default US)
+      --instance NAME           names this pipeline's checkpoint in BigQuery (default
+                                the consumer group)
 Options:
       --config FILE             a TOML file with any of the keys below
       --group ID                Kafka consumer group (default music-analytics-pipeline)
@@ -56,6 +67,12 @@ pub struct Layer {
     pub kafka_brokers: Option<String>,
     pub input: Option<PathBuf>,
     pub duckdb: Option<PathBuf>,
+    pub bigquery: Option<String>,
+    pub staging: Option<String>,
+    pub bigquery_auth: Option<String>,
+    pub bigquery_endpoint: Option<String>,
+    pub bigquery_location: Option<String>,
+    pub instance: Option<String>,
     pub group: Option<String>,
     pub topics: Option<BTreeMap<String, String>>,
     pub kafka_settings: Option<BTreeMap<String, String>>,
@@ -87,6 +104,12 @@ impl Layer {
             kafka_brokers: other.kafka_brokers.or(self.kafka_brokers),
             input: other.input.or(self.input),
             duckdb: other.duckdb.or(self.duckdb),
+            bigquery: other.bigquery.or(self.bigquery),
+            staging: other.staging.or(self.staging),
+            bigquery_auth: other.bigquery_auth.or(self.bigquery_auth),
+            bigquery_endpoint: other.bigquery_endpoint.or(self.bigquery_endpoint),
+            bigquery_location: other.bigquery_location.or(self.bigquery_location),
+            instance: other.instance.or(self.instance),
             group: other.group.or(self.group),
             topics: merge(self.topics, other.topics),
             kafka_settings: merge(self.kafka_settings, other.kafka_settings),
@@ -162,6 +185,12 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             "--kafka-brokers" => f.kafka_brokers = Some(value()?),
             "--input" => f.input = Some(value()?.into()),
             "--duckdb" => f.duckdb = Some(value()?.into()),
+            "--bigquery" => f.bigquery = Some(value()?),
+            "--staging" => f.staging = Some(value()?),
+            "--bigquery-auth" => f.bigquery_auth = Some(value()?),
+            "--bigquery-endpoint" => f.bigquery_endpoint = Some(value()?),
+            "--bigquery-location" => f.bigquery_location = Some(value()?),
+            "--instance" => f.instance = Some(value()?),
             "--config" => command.config = Some(value()?.into()),
             "--date" => command.date = Some(value()?),
             "--group" => f.group = Some(value()?),
@@ -221,10 +250,15 @@ pub enum Input {
     Files(PathBuf),
 }
 
+pub enum Output {
+    DuckDb(PathBuf),
+    BigQuery(pipeline::sinks::bigquery::BigQueryOptions),
+}
+
 /// The settings of a run, every layer applied and checked.
 pub struct Settings {
     pub input: Input,
-    pub duckdb: PathBuf,
+    pub output: Output,
     pub topics: Vec<(EventKind, String)>,
     pub kafka_settings: Vec<(String, String)>,
     pub limits: pipeline::sources::BatchLimits,
@@ -265,6 +299,7 @@ impl Settings {
             };
             topics[slot].1 = name;
         }
+        let output = output(&s)?;
         let defaults = pipeline::sources::BatchLimits::default();
         let positive = |name: &str, v: Option<i64>, default: i64| -> Result<i64> {
             match v {
@@ -283,10 +318,7 @@ impl Settings {
         };
         Ok(Settings {
             input,
-            duckdb: s
-                .duckdb
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("data/warehouse.duckdb")),
+            output,
             topics,
             kafka_settings: s
                 .kafka_settings
@@ -316,6 +348,66 @@ impl Settings {
             quiet: s.quiet.unwrap_or(false),
         })
     }
+}
+
+/// The sink the layers choose, checked: BigQuery needs a staging location, and settings
+/// of one sink given with the other are mistakes.
+fn output(s: &Layer) -> Result<Output> {
+    let Some(target) = &s.bigquery else {
+        if let Some(key) = [
+            ("staging", s.staging.is_some()),
+            ("bigquery_auth", s.bigquery_auth.is_some()),
+            ("bigquery_endpoint", s.bigquery_endpoint.is_some()),
+            ("bigquery_location", s.bigquery_location.is_some()),
+        ]
+        .iter()
+        .find_map(|(key, set)| set.then_some(key))
+        {
+            bail!("{key} is a BigQuery setting; add --bigquery PROJECT.DATASET");
+        }
+        return Ok(Output::DuckDb(
+            s.duckdb
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("data/warehouse.duckdb")),
+        ));
+    };
+    if s.duckdb.is_some() {
+        bail!("choose one sink: --duckdb or --bigquery");
+    }
+    let Some((project, dataset)) = target
+        .split_once('.')
+        .filter(|(p, d)| !p.is_empty() && !d.is_empty() && !d.contains('.'))
+    else {
+        bail!("bigquery {target:?}: expected PROJECT.DATASET");
+    };
+    let Some(staging) = s.staging.clone() else {
+        bail!("BigQuery loads from Parquet staging: add --staging gs://BUCKET/PREFIX");
+    };
+    let auth = match &s.bigquery_auth {
+        Some(text) => text
+            .parse()
+            .map_err(|e| anyhow::anyhow!("bigquery_auth {e}"))?,
+        None => pipeline::sinks::bigquery::Auth::ApplicationDefault,
+    };
+    Ok(Output::BigQuery(
+        pipeline::sinks::bigquery::BigQueryOptions {
+            project: project.to_owned(),
+            dataset: dataset.to_owned(),
+            location: s
+                .bigquery_location
+                .clone()
+                .unwrap_or_else(|| "US".to_owned()),
+            endpoint: s.bigquery_endpoint.clone(),
+            auth,
+            staging,
+            instance: s
+                .instance
+                .clone()
+                .or_else(|| s.group.clone())
+                .unwrap_or_else(|| "music-analytics-pipeline".to_owned()),
+            retry: pipeline::sinks::bigquery::Retry::default(),
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -352,6 +444,56 @@ mod tests {
         assert_eq!((brokers.as_str(), group.as_str()), ("flag:1", "g"));
         assert_eq!(s.limits.max_wait, std::time::Duration::from_millis(7));
         assert_eq!(s.topics[0], (EventKind::Listen, "l".to_owned()));
+    }
+
+    #[test]
+    fn bigquery_needs_staging_and_its_settings_need_bigquery() {
+        let resolve = |list: &[&str]| {
+            Settings::resolve(Layer::default(), Layer::default(), args(list).flags)
+                .map(|s| s.output)
+                .map_err(|e| e.to_string())
+        };
+        let error = resolve(&["run", "--input", "d", "--bigquery", "p.d"])
+            .err()
+            .unwrap();
+        assert!(error.contains("--staging"), "{error}");
+        let error = resolve(&["run", "--input", "d", "--staging", "gs://b"])
+            .err()
+            .unwrap();
+        assert!(error.contains("add --bigquery"), "{error}");
+        let error = resolve(&[
+            "run",
+            "--input",
+            "d",
+            "--bigquery",
+            "nodot",
+            "--staging",
+            "x",
+        ])
+        .err()
+        .unwrap();
+        assert!(error.contains("PROJECT.DATASET"), "{error}");
+        let Ok(Output::BigQuery(options)) = resolve(&[
+            "run",
+            "--input",
+            "d",
+            "--bigquery",
+            "p.d",
+            "--staging",
+            "gs://b/x",
+            "--bigquery-auth",
+            "none",
+            "--group",
+            "g",
+        ]) else {
+            panic!("not BigQuery");
+        };
+        assert_eq!(
+            (options.project.as_str(), options.dataset.as_str()),
+            ("p", "d")
+        );
+        assert_eq!(options.instance, "g", "the instance defaults to the group");
+        assert_eq!(options.auth, pipeline::sinks::bigquery::Auth::None);
     }
 
     #[test]

@@ -1,0 +1,402 @@
+//! The BigQuery warehouse. Each batch is staged as Parquet (one file per table), loaded
+//! into staging tables of its own, then merged into the targets on their keys together
+//! with the consumed offsets and the checkpoint, in one multi-statement transaction: a
+//! replayed batch changes nothing, and a failed one leaves no trace and is not committed.
+
+mod api;
+
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema};
+use gcp_bigquery_client::model::clustering::Clustering;
+use gcp_bigquery_client::model::job::Job;
+use gcp_bigquery_client::model::job_configuration::JobConfiguration;
+use gcp_bigquery_client::model::job_configuration_load::JobConfigurationLoad;
+use gcp_bigquery_client::model::table::Table as BqTable;
+use gcp_bigquery_client::model::table_reference::TableReference;
+use gcp_bigquery_client::model::table_schema::TableSchema;
+use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
+use warehouse::schema::{self, ColumnType, TABLES, Table};
+
+use self::api::Api;
+pub use self::api::{Auth, Retry};
+use super::{Batch, Offsets, STATE_FORMAT, Sink, Staging, decode_state, encode_state, fnv1a};
+use crate::error::PipelineError;
+use crate::transforms::arrow::record_batches;
+use crate::transforms::state::State;
+
+/// Where and how to reach BigQuery.
+#[derive(Clone, Debug)]
+pub struct BigQueryOptions {
+    pub project: String,
+    pub dataset: String,
+    /// Where the dataset is created when missing.
+    pub location: String,
+    /// The REST base up to `/bigquery/v2`; `None` is Google's.
+    pub endpoint: Option<String>,
+    pub auth: Auth,
+    /// `gs://bucket/prefix`, or a local directory (which only the emulator can load from).
+    pub staging: String,
+    /// Names this pipeline's checkpoint, so that pipelines can share a dataset.
+    pub instance: String,
+    pub retry: Retry,
+}
+
+/// Bookkeeping tables beside the warehouse's own.
+const OFFSETS_TABLE: &str = "pipeline_offsets";
+const STATE_TABLE: &str = "pipeline_state";
+
+pub struct BigQuery {
+    api: Api,
+    staging: Staging,
+    dataset: String,
+    instance: String,
+}
+
+impl std::fmt::Debug for BigQuery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BigQuery")
+            .field("dataset", &self.qualified(""))
+            .field("staging", &self.staging)
+            .finish()
+    }
+}
+
+impl BigQuery {
+    /// Connects, and creates the dataset and any missing table from the warehouse schema.
+    pub fn open(options: &BigQueryOptions) -> Result<BigQuery, PipelineError> {
+        let runtime = Arc::new(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| PipelineError::Bug(format!("cannot start a runtime: {e}")))?,
+        );
+        let api = Api::connect(
+            &options.project,
+            options.endpoint.as_deref(),
+            &options.auth,
+            Arc::clone(&runtime),
+        )?
+        .with_retry(options.retry);
+        let staging = Staging::open(&options.staging, runtime)?;
+        let sink = BigQuery {
+            api,
+            staging,
+            dataset: options.dataset.clone(),
+            instance: options.instance.clone(),
+        };
+        sink.api.ensure_dataset(&sink.dataset, &options.location)?;
+        let existing = sink.api.table_names(&sink.dataset)?;
+        for table in TABLES {
+            if !existing.iter().any(|name| name == table.name) {
+                tracing::info!(table = table.name, "creating the BigQuery table");
+                sink.api.create_table(sink.table_definition(table)?)?;
+            }
+        }
+        for (name, schema) in [
+            (OFFSETS_TABLE, offsets_schema()),
+            (STATE_TABLE, state_schema()),
+        ] {
+            if !existing.iter().any(|existing| existing == name) {
+                sink.api.create_table(BqTable::new(
+                    &sink.api.project,
+                    &sink.dataset,
+                    name,
+                    arrow_table_schema(&schema)?,
+                ))?;
+            }
+        }
+        Ok(sink)
+    }
+
+    /// `project.dataset.name`.
+    fn qualified(&self, name: &str) -> String {
+        format!("{}.{}.{name}", self.api.project, self.dataset)
+    }
+
+    /// The table as the warehouse declares it: schema, partitioning and clustering.
+    /// Primary keys are informational in BigQuery and not set here; Terraform's tables
+    /// carry them.
+    fn table_definition(&self, table: &Table) -> Result<BqTable, PipelineError> {
+        let fields: serde_json::Value = serde_json::from_str(&schema::bigquery::json_schema(table))
+            .map_err(|e| PipelineError::Bug(format!("generated schema of {}: {e}", table.name)))?;
+        let mut definition = BqTable::new(
+            &self.api.project,
+            &self.dataset,
+            table.name,
+            table_schema(fields)?,
+        )
+        .description(table.description);
+        if let Some(column) = table.partition_by {
+            let mut partitioning = TimePartitioning::per_day();
+            partitioning.field = Some(column.to_owned());
+            definition = definition.time_partitioning(partitioning);
+        }
+        if !table.cluster_by.is_empty() {
+            definition = definition.clustering(Clustering {
+                fields: Some(table.cluster_by.iter().map(|c| (*c).to_owned()).collect()),
+            });
+        }
+        Ok(definition)
+    }
+
+    /// Loads every staged file into its own staging table, all jobs at once, and waits.
+    fn load(&self, staged: &[(String, String, TableSchema)]) -> Result<(), PipelineError> {
+        let mut running = Vec::new();
+        for (uri, stage, schema) in staged {
+            let job = Job {
+                configuration: Some(JobConfiguration {
+                    load: Some(JobConfigurationLoad {
+                        source_uris: Some(vec![uri.clone()]),
+                        source_format: Some("PARQUET".to_owned()),
+                        destination_table: Some(TableReference::new(
+                            &self.api.project,
+                            &self.dataset,
+                            stage,
+                        )),
+                        create_disposition: Some("CREATE_IF_NEEDED".to_owned()),
+                        write_disposition: Some("WRITE_TRUNCATE".to_owned()),
+                        schema: Some(schema.clone()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            let doing = format!("load {uri} into {stage}");
+            let (id, location) = self.api.start_job(&doing, job)?;
+            running.push((doing, id, location));
+        }
+        for (doing, id, location) in running {
+            self.api.wait_for_job(&doing, &id, location.as_deref())?;
+        }
+        Ok(())
+    }
+
+    fn write_batch(&self, batch: &Batch<'_>) -> Result<(), PipelineError> {
+        let tables = record_batches(&batch.output.tables)
+            .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
+        // Staging tables are the batch's own, so that instances and retries never meet.
+        let suffix = format!("{:016x}", fnv1a(&format!("{}/{}", self.instance, batch.id)));
+        let stage_name = |table: &str| format!("_stage_{table}_{suffix}");
+        let mut staged = Vec::new();
+        let mut script = String::from("BEGIN TRANSACTION;\n");
+        for (table, rows) in &tables {
+            let uri = self.staging.put(table.name, batch.id, rows)?;
+            let fields =
+                serde_json::from_str(&schema::bigquery::json_schema(table)).map_err(|e| {
+                    PipelineError::Bug(format!("generated schema of {}: {e}", table.name))
+                })?;
+            let stage = stage_name(table.name);
+            script.push_str(&schema::bigquery::merge(
+                table,
+                &self.qualified(table.name),
+                &self.qualified(&stage),
+            ));
+            script.push('\n');
+            staged.push((uri, stage, table_schema(fields)?));
+        }
+        for (name, rows, merge) in [
+            (
+                OFFSETS_TABLE,
+                offsets_batch(batch.offsets)?,
+                "MERGE `{target}` T USING `{source}` S ON T.topic = S.topic AND T.kafka_partition = S.kafka_partition\n\
+                 WHEN MATCHED THEN UPDATE SET next_offset = S.next_offset\n\
+                 WHEN NOT MATCHED THEN INSERT (topic, kafka_partition, next_offset) VALUES (S.topic, S.kafka_partition, S.next_offset);",
+            ),
+            (
+                STATE_TABLE,
+                self.state_batch(batch.state)?,
+                "MERGE `{target}` T USING `{source}` S ON T.instance = S.instance\n\
+                 WHEN MATCHED THEN UPDATE SET format = S.format, state = S.state\n\
+                 WHEN NOT MATCHED THEN INSERT (instance, format, state) VALUES (S.instance, S.format, S.state);",
+            ),
+        ] {
+            if rows.num_rows() == 0 {
+                continue;
+            }
+            let uri = self.staging.put(&format!("_{name}"), batch.id, &rows)?;
+            let stage = stage_name(name);
+            script.push_str(
+                &merge
+                    .replace("{target}", &self.qualified(name))
+                    .replace("{source}", &self.qualified(&stage)),
+            );
+            script.push('\n');
+            staged.push((uri, stage, arrow_table_schema(&rows.schema())?));
+        }
+        script.push_str("COMMIT TRANSACTION;");
+        self.load(&staged)?;
+        self.api
+            .query(&format!("merge batch {}", batch.id), &script)?;
+        // The batch is in; leftover staging tables cost storage, not correctness.
+        let drops: String = staged
+            .iter()
+            .map(|(_, stage, _)| format!("DROP TABLE IF EXISTS `{}`;\n", self.qualified(stage)))
+            .collect();
+        if let Err(e) = self.api.query("drop staging tables", &drops) {
+            tracing::warn!("{e}");
+        }
+        Ok(())
+    }
+
+    fn state_batch(&self, state: &State) -> Result<RecordBatch, PipelineError> {
+        RecordBatch::try_new(
+            state_schema(),
+            vec![
+                Arc::new(StringArray::from(vec![self.instance.as_str()])),
+                Arc::new(Int64Array::from(vec![i64::from(STATE_FORMAT)])),
+                Arc::new(StringArray::from(vec![encode_state(state)?])),
+            ],
+        )
+        .map_err(|e| PipelineError::Bug(format!("the checkpoint batch: {e}")))
+    }
+
+    /// Rows of a query, one `Vec` of text cells each.
+    fn rows(
+        &self,
+        doing: &str,
+        sql: &str,
+        columns: usize,
+    ) -> Result<Vec<Vec<Option<String>>>, PipelineError> {
+        let mut result = self.api.query(doing, sql)?;
+        let mut rows = Vec::new();
+        while result.next_row() {
+            let row = (0..columns)
+                .map(|i| result.get_string(i))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| PipelineError::BigQuery {
+                    message: format!("{doing}: unexpected answer: {e}"),
+                    retryable: false,
+                })?;
+            rows.push(row);
+        }
+        Ok(rows)
+    }
+}
+
+impl Sink for BigQuery {
+    fn offsets(&mut self) -> Result<Offsets, PipelineError> {
+        let sql = format!(
+            "SELECT topic, kafka_partition, next_offset FROM `{}`",
+            self.qualified(OFFSETS_TABLE)
+        );
+        let mut offsets = Offsets::new();
+        for row in self.rows("read the stored offsets", &sql, 3)? {
+            let parsed = match row.as_slice() {
+                [Some(topic), Some(partition), Some(next)] => partition
+                    .parse()
+                    .ok()
+                    .zip(next.parse().ok())
+                    .map(|(p, n)| ((topic.clone(), p), n)),
+                _ => None,
+            };
+            let Some((key, next)) = parsed else {
+                return Err(PipelineError::Incompatible(format!(
+                    "{}: a row does not read: {row:?}",
+                    self.qualified(OFFSETS_TABLE)
+                )));
+            };
+            offsets.insert(key, next);
+        }
+        Ok(offsets)
+    }
+
+    fn state(&mut self) -> Result<Option<State>, PipelineError> {
+        let sql = format!(
+            "SELECT format, state FROM `{}` WHERE instance = '{}'",
+            self.qualified(STATE_TABLE),
+            self.instance.replace('\\', "\\\\").replace('\'', "\\'")
+        );
+        let place = self.qualified(STATE_TABLE);
+        match self.rows("read the checkpoint", &sql, 2)?.as_slice() {
+            [] => Ok(None),
+            [row] => match row.as_slice() {
+                [Some(format), Some(json)] => {
+                    let format = format.parse().map_err(|_| {
+                        PipelineError::Incompatible(format!("{place}: format {format:?}"))
+                    })?;
+                    decode_state(format, json, &place).map(Some)
+                }
+                _ => Err(PipelineError::Incompatible(format!(
+                    "{place}: an empty checkpoint"
+                ))),
+            },
+            _ => Err(PipelineError::Incompatible(format!(
+                "{place}: several checkpoints for instance {}",
+                self.instance
+            ))),
+        }
+    }
+
+    fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError> {
+        self.write_batch(batch)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "bigquery:{} (staging {})",
+            self.qualified(""),
+            self.staging.url()
+        )
+    }
+}
+
+fn offsets_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("topic", DataType::Utf8, false),
+        Field::new("kafka_partition", DataType::Int64, false),
+        Field::new("next_offset", DataType::Int64, false),
+    ]))
+}
+
+fn state_schema() -> Arc<Schema> {
+    Arc::new(Schema::new(vec![
+        Field::new("instance", DataType::Utf8, false),
+        Field::new("format", DataType::Int64, false),
+        Field::new("state", DataType::Utf8, false),
+    ]))
+}
+
+fn offsets_batch(offsets: &[(String, i32, i64)]) -> Result<RecordBatch, PipelineError> {
+    RecordBatch::try_new(
+        offsets_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                offsets.iter().map(|o| o.0.as_str()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                offsets.iter().map(|o| i64::from(o.1)),
+            )),
+            Arc::new(Int64Array::from_iter_values(offsets.iter().map(|o| o.2))),
+        ],
+    )
+    .map_err(|e| PipelineError::Bug(format!("the offsets batch: {e}")))
+}
+
+/// A BigQuery schema from its JSON field list.
+fn table_schema(fields: serde_json::Value) -> Result<TableSchema, PipelineError> {
+    serde_json::from_value(serde_json::json!({ "fields": fields }))
+        .map_err(|e| PipelineError::Bug(format!("a table schema does not read: {e}")))
+}
+
+/// The BigQuery schema of a bookkeeping batch (strings and integers only).
+fn arrow_table_schema(schema: &Schema) -> Result<TableSchema, PipelineError> {
+    let fields = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let ty = match f.data_type() {
+                DataType::Int64 => ColumnType::Int64,
+                _ => ColumnType::String,
+            };
+            serde_json::json!({
+                "name": f.name(),
+                "type": schema::bigquery::json_type(ty),
+                "mode": "REQUIRED",
+            })
+        })
+        .collect();
+    table_schema(serde_json::Value::Array(fields))
+}

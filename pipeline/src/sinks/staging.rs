@@ -1,0 +1,171 @@
+//! Parquet staging: one file per table and batch, named after the batch's offsets, in a
+//! GCS bucket (`gs://bucket/prefix`) or a local directory. BigQuery loads batches from
+//! here, as the original pipeline staged in GCS before loading.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt as _};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::Compression;
+use parquet::file::properties::WriterProperties;
+
+use crate::error::PipelineError;
+
+pub struct Staging {
+    store: Arc<dyn ObjectStore>,
+    /// The staging location as load jobs name it: `gs://bucket/prefix` or `file:///dir`.
+    url: String,
+    prefix: ObjectPath,
+    runtime: Arc<tokio::runtime::Runtime>,
+}
+
+impl std::fmt::Debug for Staging {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Staging").field("url", &self.url).finish()
+    }
+}
+
+impl Staging {
+    /// `gs://bucket[/prefix]` (credentials from the environment: application-default
+    /// credentials, `GOOGLE_APPLICATION_CREDENTIALS` or workload identity) or a local
+    /// directory, created when missing.
+    pub fn open(
+        location: &str,
+        runtime: Arc<tokio::runtime::Runtime>,
+    ) -> Result<Staging, PipelineError> {
+        let fail = |message: String| PipelineError::Staging {
+            location: location.to_owned(),
+            message,
+        };
+        if let Some(rest) = location.strip_prefix("gs://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(fail("no bucket name after gs://".to_owned()));
+            }
+            let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(bucket)
+                .build()
+                .map_err(|e| fail(format!("cannot set up GCS: {e}")))?;
+            let prefix = prefix.trim_matches('/');
+            return Ok(Staging {
+                store: Arc::new(store),
+                url: format!("gs://{bucket}"),
+                prefix: ObjectPath::from(prefix),
+                runtime,
+            });
+        }
+        let dir = location.strip_prefix("file://").unwrap_or(location);
+        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+        let dir =
+            std::fs::canonicalize(dir).map_err(|e| fail(format!("cannot resolve it: {e}")))?;
+        let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
+            .map_err(|e| fail(format!("cannot open it: {e}")))?;
+        Ok(Staging {
+            store: Arc::new(store),
+            url: format!("file://{}", dir.display()),
+            prefix: ObjectPath::default(),
+            runtime,
+        })
+    }
+
+    /// Writes `<prefix>/<table>/<batch>.parquet` and returns its URI. The same batch
+    /// writes the same name, so a replay overwrites rather than adds.
+    pub fn put(
+        &self,
+        table: &str,
+        batch_id: &str,
+        batch: &RecordBatch,
+    ) -> Result<String, PipelineError> {
+        let bytes = encode(batch).map_err(|e| self.error(format!("{table}: {e}")))?;
+        let path = self
+            .prefix
+            .parts()
+            .chain([table.into(), format!("{batch_id}.parquet").as_str().into()])
+            .collect::<ObjectPath>();
+        self.runtime
+            .block_on(self.store.put(&path, bytes.into()))
+            .map_err(|e| self.error(format!("cannot write {path}: {e}")))?;
+        Ok(format!("{}/{path}", self.url))
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn error(&self, message: String) -> PipelineError {
+        PipelineError::Staging {
+            location: self.url.clone(),
+            message,
+        }
+    }
+}
+
+/// One Parquet file with Snappy pages, the compression BigQuery loads fastest.
+pub fn encode(batch: &RecordBatch) -> Result<Vec<u8>, parquet::errors::ParquetError> {
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(properties))?;
+    writer.write(batch)?;
+    writer.into_inner()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    fn runtime() -> Arc<tokio::runtime::Runtime> {
+        Arc::new(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_local_staging_file_reads_back_as_the_batch_under_its_deterministic_name() {
+        let dir = std::env::temp_dir().join(format!("staging-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let staging = Staging::open(dir.to_str().unwrap(), runtime()).unwrap();
+        let schema = Arc::new(arrow_schema::Schema::new(vec![
+            arrow_schema::Field::new("k", arrow_schema::DataType::Int64, false),
+            arrow_schema::Field::new("v", arrow_schema::DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(StringArray::from(vec![Some("a"), None])),
+            ],
+        )
+        .unwrap();
+        let uri = staging
+            .put("song_dim", "listen_events-0-5-9", &batch)
+            .unwrap();
+        let path = dir
+            .canonicalize()
+            .unwrap()
+            .join("song_dim/listen_events-0-5-9.parquet");
+        assert_eq!(uri, format!("file://{}", path.display()));
+        let file = std::fs::File::open(&path).unwrap();
+        let read: Vec<RecordBatch> = ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(read, vec![batch]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_gcs_location_without_a_bucket_is_refused() {
+        let error = Staging::open("gs://", runtime()).unwrap_err().to_string();
+        assert!(error.contains("no bucket name"), "{error}");
+    }
+}

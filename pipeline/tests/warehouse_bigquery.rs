@@ -1,0 +1,221 @@
+//! The BigQuery sink against a real BigQuery API emulator (`cargo xtask emulator`, PyPI's
+//! bqemulator), with Parquet staging in a local directory that the emulator loads from:
+//! the same rows as DuckDB, a batch loaded twice leaves one copy, and a failed batch
+//! leaves neither rows nor offsets behind.
+
+// A panic is how a test reports a failure.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use pipeline::runner::{Observer, Runner, Totals, Until};
+use pipeline::sinks::bigquery::{Auth, BigQueryOptions, Retry};
+use pipeline::sinks::{Batch, BigQuery, DuckDb, Sink};
+use pipeline::sources::BatchLimits;
+use pipeline::sources::files::Files;
+use pipeline::transforms::arrow::record_batches;
+use pipeline::transforms::{Config, Stats, Transformer};
+use warehouse::raw::EventKind;
+use xtask::emulator::{Emulator, PROJECT, ScratchEmulator};
+
+use common::{
+    assert_same_rows, bigquery_tables, bigquery_tables_except, duckdb_tables, simulated,
+    without_receive_times,
+};
+
+struct Quiet;
+
+impl Observer for Quiet {
+    fn on_batch(&mut self, _: &Totals, _: &Stats, _: Duration) {}
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pipeline-bq-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn options(emulator: &Emulator, dataset: &str, staging: &Path) -> BigQueryOptions {
+    BigQueryOptions {
+        project: PROJECT.to_owned(),
+        dataset: dataset.to_owned(),
+        location: "US".to_owned(),
+        endpoint: Some(format!("{}/bigquery/v2", emulator.endpoint())),
+        auth: Auth::None,
+        staging: staging.display().to_string(),
+        instance: "test".to_owned(),
+        retry: Retry {
+            attempts: 2,
+            first_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(10),
+        },
+    }
+}
+
+/// Simulated events as the simulator's files, one partition per topic, with malformed
+/// lines among them.
+fn input_files(dir: &Path) -> usize {
+    let mut count = 0;
+    for partition in simulated(40, 2, 11, 1) {
+        let mut file =
+            std::fs::File::create(dir.join(format!("{}.jsonl", partition.topic))).unwrap();
+        for (i, payload) in partition.payloads.iter().enumerate() {
+            if i == 3 {
+                file.write_all(b"{\"ts\": \"not a number\"}\nnot json at all\n")
+                    .unwrap();
+                count += 2;
+            }
+            file.write_all(payload).unwrap();
+            file.write_all(b"\n").unwrap();
+            count += 1;
+        }
+    }
+    count
+}
+
+fn topics() -> Vec<(EventKind, String)> {
+    EventKind::ALL
+        .iter()
+        .map(|k| (*k, k.topic().to_owned()))
+        .collect()
+}
+
+fn run_into<K: Sink>(input: &Path, sink: K) -> (Totals, K) {
+    let limits = BatchLimits {
+        max_messages: 1500,
+        ..BatchLimits::default()
+    };
+    let source = Files::open(input, &topics()).unwrap();
+    let mut runner = Runner::new(source, sink, Config::default(), limits).unwrap();
+    let totals = runner
+        .run(
+            Until::IdleFor(Duration::ZERO),
+            &AtomicBool::new(false),
+            &mut Quiet,
+        )
+        .unwrap();
+    (totals, runner.into_sink())
+}
+
+#[test]
+fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothing() {
+    let scratch = ScratchEmulator::start("pipeline-bq").unwrap();
+    let emulator = scratch.emulator();
+    let dir = temp_dir("same");
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    let messages = input_files(&input);
+
+    let (duckdb_totals, duckdb) = run_into(&input, DuckDb::open(&dir.join("w.duckdb")).unwrap());
+    let staging = dir.join("staging");
+    let bigquery = BigQuery::open(&options(emulator, "warehouse", &staging)).unwrap();
+    let (totals, mut bigquery) = run_into(&input, bigquery);
+    assert_eq!(totals.stats.consumed as usize, messages);
+    assert_eq!(totals.stats.rejected, 8, "two malformed lines per topic");
+    assert!(totals.batches > 3, "several batches: {}", totals.batches);
+    assert_eq!(totals.stats, duckdb_totals.stats);
+
+    let expected = duckdb_tables(duckdb.connection());
+    let stored = bigquery_tables(emulator, "warehouse");
+    assert_eq!(
+        stored.tables.keys().collect::<Vec<_>>(),
+        expected.tables.keys().collect::<Vec<_>>()
+    );
+    assert_same_rows(
+        &without_receive_times(&stored.text()),
+        &without_receive_times(&expected.text()),
+    );
+    let staged = std::fs::read_dir(staging.join("event_fact"))
+        .unwrap()
+        .count();
+    assert!(staged >= 1, "event facts were staged as Parquet");
+
+    // A batch written twice leaves one copy.
+    assert_eq!(
+        bigquery.offsets().unwrap(),
+        duckdb.stored_offsets().unwrap()
+    );
+    let partitions = simulated(40, 2, 11, 1);
+    let listens = partitions
+        .iter()
+        .find(|p| p.kind == EventKind::Listen)
+        .unwrap();
+    let mut transformer = Transformer::new(Config::default());
+    let output = transformer.process((0..20).map(|i| listens.message(i)), 0);
+    let replay = [(listens.topic.clone(), 0, 20)];
+    let mut snapshots = Vec::new();
+    for _ in 0..2 {
+        bigquery
+            .write(&Batch {
+                id: "replay",
+                output: &output,
+                offsets: &replay,
+                state: transformer.state(),
+            })
+            .unwrap();
+        snapshots.push(bigquery_tables(emulator, "warehouse"));
+    }
+    assert_eq!(
+        snapshots[0], snapshots[1],
+        "the second load changed nothing"
+    );
+    assert_eq!(bigquery.offsets().unwrap()[&(listens.topic.clone(), 0)], 20);
+
+    // A batch whose last MERGE fails (its target is gone) leaves the earlier tables and
+    // the offsets as they were: the whole batch is one transaction.
+    let others = simulated(10, 1, 99, 1);
+    let other_listens = others.iter().find(|p| p.kind == EventKind::Listen).unwrap();
+    let output = transformer.process((0..60).map(|i| other_listens.message(i)), 0);
+    let tables = record_batches(&output.tables).unwrap();
+    let new_songs = output
+        .tables
+        .song_dim
+        .rows()
+        .iter()
+        .filter(|row| !snapshots[1].tables["song_dim"].contains_key(&row.song_key.to_string()))
+        .count();
+    assert!(
+        new_songs > 0,
+        "the failing batch brings songs not yet stored"
+    );
+    assert!(tables.len() >= 2, "the batch writes several tables");
+    let last = tables.last().unwrap().0.name;
+    assert_ne!(last, "song_dim");
+    emulator
+        .query(&format!("DROP TABLE warehouse.{last}"))
+        .unwrap();
+    let failing = [(listens.topic.clone(), 0, 80)];
+    let error = bigquery
+        .write(&Batch {
+            id: "failing",
+            output: &output,
+            offsets: &failing,
+            state: transformer.state(),
+        })
+        .unwrap_err();
+    assert!(error.to_string().contains(last), "{error}");
+    assert_eq!(
+        bigquery_tables_except(emulator, "warehouse", last),
+        snapshots[1].without(last)
+    );
+    assert_eq!(bigquery.offsets().unwrap()[&(listens.topic.clone(), 0)], 20);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_bigquery_that_cannot_be_reached_is_a_clear_error() {
+    let dir = temp_dir("unreachable");
+    let emulator = Emulator::new(Some(xtask::kafka::free_port_pair()), Some(dir.clone()));
+    let error = BigQuery::open(&options(&emulator, "warehouse", &dir.join("staging")))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("read dataset warehouse"), "{error}");
+    assert!(error.contains("gave up after 2 attempts"), "{error}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
