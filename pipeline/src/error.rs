@@ -18,11 +18,8 @@ pub enum PipelineError {
     #[error("BigQuery: {message}")]
     BigQuery { message: String, retryable: bool },
     /// An input file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Input {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read {path}: {error}")]
+    Input { path: String, error: std::io::Error },
     /// What the warehouse holds cannot be resumed from (a checkpoint of another version).
     #[error("{0}")]
     Incompatible(String),

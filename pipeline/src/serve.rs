@@ -15,11 +15,11 @@ use crate::metrics::Metrics;
 pub fn spawn(address: &str, metrics: Arc<Metrics>) -> Result<SocketAddr, PipelineError> {
     let listener = TcpListener::bind(address).map_err(|e| PipelineError::Input {
         path: format!("the metrics address {address}"),
-        source: e,
+        error: e,
     })?;
     let bound = listener.local_addr().map_err(|e| PipelineError::Input {
         path: format!("the metrics address {address}"),
-        source: e,
+        error: e,
     })?;
     std::thread::Builder::new()
         .name("metrics".to_owned())

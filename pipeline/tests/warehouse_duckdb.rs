@@ -1,7 +1,8 @@
 //! The pipeline into its DuckDB warehouse: the golden events land row for row, a
 //! pipeline killed (-9) at arbitrary points and restarted ends with the same tables as
-//! a clean run, and Kafka and files give the same warehouse. Uses the real broker of
-//! `cargo xtask kafka`.
+//! a clean run, Kafka and files give the same warehouse, and two instances in one
+//! consumer group split the partitions and together hold what one would. Uses the real
+//! broker of `cargo xtask kafka`.
 
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
@@ -13,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::{Warehouse, duckdb_tables, simulate, without_receive_times};
+use common::{Warehouse, assert_same_rows, duckdb_tables, simulate, without_receive_times};
 use pipeline::runner::{Observer, Runner, Totals, Until};
 use pipeline::sinks::DuckDb;
 use pipeline::sources::{BatchLimits, Polled, Record, Source};
@@ -530,5 +531,109 @@ fn a_broker_restart_during_a_run_loses_nothing() {
             table.name
         );
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Waits until the pipeline logging to `log` reports `want` assigned partitions.
+fn wait_for_assignment(log: &Path, want: usize, running: &mut Running) {
+    let line = format!("partitions={want} ");
+    let started = std::time::Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        let last = text
+            .lines()
+            .rfind(|l| l.contains("the group assigned partitions"));
+        if last.is_some_and(|l| l.contains(&line)) {
+            return;
+        }
+        assert!(
+            running.0.try_wait().unwrap().is_none(),
+            "the pipeline exited early:\n{text}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no assignment of {want} partitions within a minute:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn two_instances_in_one_group_split_the_partitions_and_together_equal_one() {
+    let dir = temp_dir("two");
+    let scratch = ScratchBroker::start("pipeline-two-test").unwrap();
+    let bootstrap = scratch.broker().bootstrap();
+    // Connecting creates the topics, four partitions each, before the pipelines start.
+    let mut kafka = Kafka::connect(KafkaOptions {
+        brokers: bootstrap.clone(),
+        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
+        partitions: 4,
+        replication_factor: 1,
+        compression: "lz4".to_owned(),
+        tag: None,
+        settings: Vec::new(),
+    })
+    .unwrap();
+    let mut instances = Vec::new();
+    for name in ["a", "b"] {
+        let log = dir.join(format!("{name}.log"));
+        let warehouse = dir.join(format!("{name}.duckdb"));
+        let running = spawn(
+            Command::new(env!("CARGO_BIN_EXE_pipeline"))
+                .args(["run", "--kafka-brokers", &bootstrap, "--group", "two"])
+                .args(["--duckdb", warehouse.to_str().unwrap()])
+                .args(["--exit-when-idle-s", "10", "--batch-max-ms", "300"])
+                .stderr(std::fs::File::create(&log).unwrap()),
+        );
+        instances.push((log, warehouse, running));
+    }
+    // Both members in: each holds two partition numbers of each of the four topics.
+    for (log, _, running) in &mut instances {
+        wait_for_assignment(log, 8, running);
+    }
+    simulate(&mut kafka, 100, 2, 12, 2.0);
+    drop(kafka);
+    for (log, _, running) in &mut instances {
+        let status = running.0.wait().unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert!(status.success(), "{text}");
+        assert!(
+            text.lines()
+                .rfind(|l| l.contains("the group assigned partitions"))
+                .is_some_and(|l| l.contains("partitions=8 ")),
+            "the split held to the end:\n{text}"
+        );
+    }
+
+    let events = dir.join("events");
+    let mut files = Files::create(&events, false).unwrap();
+    simulate(&mut files, 100, 2, 12, 2.0);
+    drop(files);
+    let one = dir.join("one.duckdb");
+    let status = pipeline(&[
+        "--input",
+        events.to_str().unwrap(),
+        "--duckdb",
+        one.to_str().unwrap(),
+    ])
+    .status()
+    .unwrap();
+    assert!(status.success());
+
+    let (a, b) = (warehouse_at(&instances[0].1), warehouse_at(&instances[1].1));
+    assert!(a.rows("session_fact").len() > 20 && b.rows("session_fact").len() > 20);
+    let mut union = a.clone();
+    for (table, rows) in &b.tables {
+        let merged = union.tables.entry(table).or_default();
+        for (key, row) in rows {
+            if let Some(existing) = merged.insert(key.clone(), row.clone()) {
+                assert_eq!(&existing, row, "{table} {key}: the instances disagree");
+            }
+        }
+    }
+    assert_same_rows(
+        &without_receive_times(&union.text()),
+        &without_receive_times(&warehouse_at(&one).text()),
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -50,9 +50,9 @@ impl Files {
             } else {
                 gzip
             };
-            let file = File::open(&path).map_err(|source| PipelineError::Input {
+            let file = File::open(&path).map_err(|error| PipelineError::Input {
                 path: path.display().to_string(),
-                source,
+                error,
             })?;
             let reader: Box<dyn BufRead + Send> = if path.extension().is_some_and(|e| e == "gz") {
                 Box::new(BufReader::new(MultiGzDecoder::new(file)))
@@ -88,13 +88,12 @@ impl Source for Files {
                     break;
                 }
                 let mut line = Vec::new();
-                let read = input
-                    .reader
-                    .read_until(b'\n', &mut line)
-                    .map_err(|source| PipelineError::Input {
+                let read = input.reader.read_until(b'\n', &mut line).map_err(|error| {
+                    PipelineError::Input {
                         path: input.path.display().to_string(),
-                        source,
-                    })?;
+                        error,
+                    }
+                })?;
                 if read == 0 {
                     input.done = true;
                     break;

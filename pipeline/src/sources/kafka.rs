@@ -1,7 +1,13 @@
 //! The Kafka source: one consumer group over the four topics, so instances share the
 //! partitions. Offsets are committed to Kafka only after the sink has written the batch;
 //! the sink's own record of offsets is what a restart trusts.
+//!
+//! The group uses Kafka's consumer protocol (KIP-848) with the broker's range assignor:
+//! rebalances are incremental, like cooperative-sticky, and the same partition number
+//! of every topic goes to the same instance. Sessions are built from all four topics,
+//! which the simulator keys alike, so an instance must see a user's events of each.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -32,6 +38,8 @@ pub struct Kafka {
     consumer: BaseConsumer,
     kinds: HashMap<String, EventKind>,
     options: KafkaOptions,
+    /// The partitions last reported, to log when the group moves them.
+    assigned: RefCell<Vec<(String, i32)>>,
 }
 
 impl std::fmt::Debug for Kafka {
@@ -50,7 +58,8 @@ impl Kafka {
             .set("group.id", &options.group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("group.protocol", "consumer")
+            .set("group.remote.assignor", "range")
             .set("enable.partition.eof", "false");
         for (key, value) in &options.settings {
             config.set(key, value);
@@ -80,6 +89,7 @@ impl Kafka {
             consumer,
             kinds,
             options,
+            assigned: RefCell::new(Vec::new()),
         })
     }
 }
@@ -125,14 +135,28 @@ impl Source for Kafka {
         let Ok(assignment) = self.consumer.assignment() else {
             return Vec::new();
         };
-        assignment
+        let partitions: Vec<(EventKind, String, i32)> = assignment
             .elements()
             .iter()
             .filter_map(|e| {
                 let kind = self.kinds.get(e.topic())?;
                 Some((*kind, e.topic().to_owned(), e.partition()))
             })
-            .collect()
+            .collect();
+        let now: Vec<(String, i32)> = partitions
+            .iter()
+            .map(|(_, topic, partition)| (topic.clone(), *partition))
+            .collect();
+        if *self.assigned.borrow() != now {
+            let numbers: std::collections::BTreeSet<i32> = now.iter().map(|(_, p)| *p).collect();
+            tracing::info!(
+                partitions = now.len(),
+                numbers = ?numbers,
+                "the group assigned partitions"
+            );
+            *self.assigned.borrow_mut() = now;
+        }
+        partitions
     }
 
     fn lag(&self) -> Option<i64> {

@@ -30,6 +30,17 @@ pub enum Auth {
     None,
 }
 
+impl std::fmt::Display for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::ApplicationDefault => f.write_str("application-default"),
+            Auth::ServiceAccount(path) => write!(f, "service-account:{}", path.display()),
+            Auth::WorkloadIdentity => f.write_str("workload-identity"),
+            Auth::None => f.write_str("none"),
+        }
+    }
+}
+
 impl std::str::FromStr for Auth {
     type Err = String;
 
@@ -184,7 +195,7 @@ impl Api {
                 }
             })
             .map_err(|e| PipelineError::BigQuery {
-                message: format!("cannot set up credentials ({auth:?}): {e}"),
+                message: format!("cannot set up credentials ({auth}): {e}"),
                 retryable: false,
             })?;
         Ok(Api {
