@@ -9,7 +9,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::{Warehouse, simulated};
+use common::{Warehouse, apply, simulated};
 use pipeline::transforms::rows::Tables;
 use pipeline::transforms::{Config, Transformer};
 use warehouse::keys;
@@ -102,11 +102,11 @@ fn simulated_events_become_consistent_facts() {
         landed += output.stats.landed;
         assert_eq!(output.stats.duplicates + output.stats.rejected, 0);
         merged.add(&output.tables);
-        warehouse.apply(&output);
+        apply(&mut warehouse, &output);
     }
     let output = transformer.finish();
     merged.add(&output.tables);
-    warehouse.apply(&output);
+    apply(&mut warehouse, &output);
     assert_eq!(consumed, order.len() as u64);
     assert_eq!(landed, consumed);
     assert!(transformer.state().open.is_empty());

@@ -11,7 +11,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::Warehouse;
+use common::{Warehouse, apply};
 use pipeline::transforms::{Config, Message, Stats, Transformer};
 use serde::Deserialize;
 use warehouse::raw::EventKind;
@@ -57,11 +57,11 @@ fn run(groups: &[Vec<&Line>]) -> (Warehouse, Stats) {
         });
         let output = transformer.process(messages, 1_767_700_000_000);
         total.add(&output.stats);
-        warehouse.apply(&output);
+        apply(&mut warehouse, &output);
     }
     let output = transformer.finish();
     total.add(&output.stats);
-    warehouse.apply(&output);
+    apply(&mut warehouse, &output);
     (warehouse, total)
 }
 

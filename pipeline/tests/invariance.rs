@@ -10,7 +10,7 @@ mod common;
 
 use std::sync::OnceLock;
 
-use common::{Partition, Warehouse, simulated};
+use common::{Partition, Warehouse, apply, simulated};
 use pipeline::transforms::state::State;
 use pipeline::transforms::{Config, Message, Transformer};
 use proptest::prelude::*;
@@ -81,7 +81,7 @@ fn run(schedule: Option<&Schedule>) -> (Warehouse, u64, u64) {
         let output = transformer.process(messages, 0);
         consumed += output.stats.consumed;
         accounted += output.stats.landed + output.stats.duplicates + output.stats.rejected;
-        warehouse.apply(&output);
+        apply(&mut warehouse, &output);
         if schedule.is_some_and(|s| s.checkpoint) {
             let bytes = serde_json::to_vec(transformer.state()).unwrap();
             let state: State = serde_json::from_slice(&bytes).unwrap();
@@ -90,7 +90,7 @@ fn run(schedule: Option<&Schedule>) -> (Warehouse, u64, u64) {
         start = end;
         batch += 1;
     }
-    warehouse.apply(&transformer.finish());
+    apply(&mut warehouse, &transformer.finish());
     (warehouse, consumed, accounted)
 }
 

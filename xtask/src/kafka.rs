@@ -174,16 +174,33 @@ impl Broker {
 
     /// Runs Kafka's own topic tool against this broker, for checks and topic set-up.
     pub fn topics(&self, libs: &Path, args: &[&str]) -> Result<String> {
-        let output = java(libs, &self.state_dir.join(TOOLS_LOG_CONFIG))
-            .arg("org.apache.kafka.tools.TopicCommand")
+        self.tool(libs, "org.apache.kafka.tools.TopicCommand", args, b"")
+    }
+
+    /// Runs one of Kafka's command-line tools (a class of `org.apache.kafka.tools`)
+    /// against this broker with `input` on its standard input; returns its output.
+    pub fn tool(&self, libs: &Path, class: &str, args: &[&str], input: &[u8]) -> Result<String> {
+        use std::io::Write as _;
+        let mut child = java(libs, &self.state_dir.join(TOOLS_LOG_CONFIG))
+            .arg(class)
             .args(["--bootstrap-server", &self.bootstrap()])
             .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .context("running Kafka's TopicCommand")?;
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("running Kafka's {class}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(input)
+                .with_context(|| format!("writing to Kafka's {class}"))?;
+        }
+        let output = child
+            .wait_with_output()
+            .with_context(|| format!("running Kafka's {class}"))?;
         if !output.status.success() {
             bail!(
-                "kafka-topics {} failed: {}",
+                "{class} {} failed: {}",
                 args.join(" "),
                 String::from_utf8_lossy(&output.stderr).trim()
             );

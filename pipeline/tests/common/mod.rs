@@ -3,15 +3,10 @@
 //! each table's primary key) and renders every row as text for comparison.
 
 // Each test binary uses part of this module; a panic is how a test reports a failure.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMicrosecondType};
-use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
 use pipeline::transforms::arrow::record_batches;
 use pipeline::transforms::{Message, Output};
 use simulator::engine::{self, Options, Quiet};
@@ -20,7 +15,6 @@ use simulator::sinks::{Memory, Sink};
 use simulator::songs::Catalogue;
 use simulator::world::{RunSpec, World};
 use warehouse::raw::EventKind;
-use warehouse::schema::Table;
 
 /// One partition of one topic: its messages in offset order.
 #[derive(Clone, Debug)]
@@ -93,121 +87,26 @@ pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Parti
     out
 }
 
-/// Every table's rows by primary key, each rendered as `column=value` text.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Warehouse {
-    pub tables: BTreeMap<&'static str, BTreeMap<String, String>>,
-}
+/// Every table's rows by primary key, rendered as text: the same model `cargo xtask e2e`
+/// compares warehouses with.
+pub use xtask::tables::{Tables as Warehouse, render, without_receive_times};
 
-impl Warehouse {
-    /// Applies one output as a sink does: every row is an upsert on its primary key.
-    pub fn apply(&mut self, output: &Output) {
-        for (table, batch) in record_batches(&output.tables).unwrap() {
-            let rows = self.tables.entry(table.name).or_default();
-            for (key, row) in render(table, &batch) {
-                rows.insert(key, row);
-            }
-        }
-    }
-
-    pub fn rows(&self, table: &str) -> Vec<&String> {
-        self.tables
-            .get(table)
-            .map(|rows| rows.values().collect())
-            .unwrap_or_default()
-    }
-
-    /// Every table, empty ones too, as `## table` and its rows, one a line.
-    pub fn text(&self) -> String {
-        let mut text = String::new();
-        for table in warehouse::schema::TABLES {
-            text.push_str(&format!("## {}\n", table.name));
-            for row in self.rows(table.name) {
-                text.push_str(row);
-                text.push('\n');
-            }
-            text.push('\n');
-        }
-        text
-    }
-
-    /// The same warehouse without one table.
-    pub fn without(&self, table: &str) -> Warehouse {
-        let mut copy = self.clone();
-        copy.tables.remove(table);
-        copy
-    }
-}
-
-/// Every table of a DuckDB warehouse, rendered as the model warehouse renders outputs.
-pub fn duckdb_tables(connection: &duckdb::Connection) -> Warehouse {
-    let mut warehouse = Warehouse::default();
-    for table in warehouse::schema::TABLES {
-        let mut statement = connection
-            .prepare(&format!("SELECT * FROM \"{}\"", table.name))
-            .unwrap();
+/// Applies one output as a sink does: a row replaces the one of its primary key.
+pub fn apply(warehouse: &mut Warehouse, output: &Output) {
+    for (table, batch) in record_batches(&output.tables).unwrap() {
         let rows = warehouse.tables.entry(table.name).or_default();
-        for batch in statement.query_arrow([]).unwrap() {
-            for (key, row) in render(table, &batch) {
-                rows.insert(key, row);
-            }
-        }
-        if rows.is_empty() {
-            warehouse.tables.remove(table.name);
-        }
-    }
-    warehouse
-}
-
-/// Each row of a batch as (primary key text, row text).
-pub fn render(table: &Table, batch: &RecordBatch) -> Vec<(String, String)> {
-    let schema = batch.schema();
-    (0..batch.num_rows())
-        .map(|row| {
-            let cell = |name: &str| {
-                let i = schema.index_of(name).unwrap();
-                value(batch.column(i).as_ref(), row)
-            };
-            let key: Vec<String> = table.primary_key.iter().map(|c| cell(c)).collect();
-            let text: Vec<String> = schema
-                .fields()
-                .iter()
-                .map(|f| format!("{}={}", f.name(), cell(f.name())))
-                .collect();
-            (key.join("|"), text.join(" "))
-        })
-        .collect()
-}
-
-fn value(array: &dyn Array, row: usize) -> String {
-    if array.is_null(row) {
-        return "NULL".to_owned();
-    }
-    match array.data_type() {
-        DataType::Int64 => array.as_primitive::<Int64Type>().value(row).to_string(),
-        DataType::Float64 => array.as_primitive::<Float64Type>().value(row).to_string(),
-        DataType::Boolean => array.as_boolean().value(row).to_string(),
-        DataType::Utf8 => format!("{:?}", array.as_string::<i32>().value(row)),
-        DataType::Binary => format!(
-            "{:?}",
-            String::from_utf8_lossy(array.as_binary::<i32>().value(row))
-        ),
-        DataType::Timestamp(_, _) => {
-            timestamp_text(array.as_primitive::<TimestampMicrosecondType>().value(row))
-        }
-        DataType::Date32 => array.as_primitive::<Date32Type>().value(row).to_string(),
-        other => panic!("no rendering for {other}"),
+        rows.extend(render(table, &batch).unwrap());
     }
 }
 
-fn timestamp_text(micros: i64) -> String {
-    simulator::clock::format_date_time(micros / 1000) + &format!(".{:03}Z", micros / 1000 % 1000)
+/// Every table of a DuckDB warehouse.
+pub fn duckdb_tables(connection: &duckdb::Connection) -> Warehouse {
+    xtask::tables::duckdb_tables(connection).unwrap()
 }
 
-/// Every warehouse table of a dataset in the BigQuery emulator, rendered as `render`
-/// renders Arrow rows, so that the two warehouses compare as text.
+/// Every warehouse table of a dataset in the BigQuery emulator.
 pub fn bigquery_tables(emulator: &xtask::emulator::Emulator, dataset: &str) -> Warehouse {
-    bigquery_tables_except(emulator, dataset, "")
+    xtask::tables::bigquery_tables(emulator, dataset, "").unwrap()
 }
 
 /// `bigquery_tables` without the table `skipped`.
@@ -216,87 +115,7 @@ pub fn bigquery_tables_except(
     dataset: &str,
     skipped: &str,
 ) -> Warehouse {
-    use warehouse::schema::ColumnType;
-    let mut warehouse = Warehouse::default();
-    for table in warehouse::schema::TABLES
-        .iter()
-        .filter(|t| t.name != skipped)
-    {
-        let response = emulator
-            .query(&format!("SELECT * FROM `{dataset}.{}`", table.name))
-            .unwrap();
-        let names: Vec<String> = response["schema"]["fields"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| f["name"].as_str().unwrap().to_owned())
-            .collect();
-        let rows = warehouse.tables.entry(table.name).or_default();
-        for row in response["rows"].as_array().into_iter().flatten() {
-            let cells = row["f"].as_array().unwrap();
-            let cell = |name: &str| -> String {
-                let i = names.iter().position(|n| n == name).unwrap();
-                let Some(v) = cells[i]["v"].as_str() else {
-                    return "NULL".to_owned();
-                };
-                match table.column(name).unwrap().ty {
-                    ColumnType::Int64 => v.parse::<i64>().unwrap().to_string(),
-                    ColumnType::Float64 => v.parse::<f64>().unwrap().to_string(),
-                    ColumnType::Bool => v.parse::<bool>().unwrap().to_string(),
-                    ColumnType::String => format!("{v:?}"),
-                    ColumnType::Bytes => format!("{:?}", String::from_utf8_lossy(&base64(v))),
-                    // Microseconds as the emulator answers, or seconds as BigQuery does.
-                    ColumnType::Timestamp => timestamp_text(
-                        v.parse::<i64>()
-                            .unwrap_or_else(|_| (v.parse::<f64>().unwrap() * 1e6).round() as i64),
-                    ),
-                    ColumnType::Date => {
-                        let parts: Vec<i64> = v.split('-').map(|p| p.parse().unwrap()).collect();
-                        warehouse::time::days_from_civil(parts[0], parts[1] as u32, parts[2] as u32)
-                            .to_string()
-                    }
-                }
-            };
-            let key: Vec<String> = table.primary_key.iter().map(|c| cell(c)).collect();
-            let text: Vec<String> = table
-                .columns
-                .iter()
-                .map(|c| format!("{}={}", c.name, cell(c.name)))
-                .collect();
-            rows.insert(key.join("|"), text.join(" "));
-        }
-        if rows.is_empty() {
-            warehouse.tables.remove(table.name);
-        }
-    }
-    warehouse
-}
-
-/// Standard base64, as BigQuery's REST API writes BYTES.
-fn base64(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut bits = 0u32;
-    let mut count = 0;
-    let mut out = Vec::new();
-    for byte in text.bytes().filter(|b| *b != b'=') {
-        let value = ALPHABET.iter().position(|a| *a == byte).unwrap() as u32;
-        bits = (bits << 6) | value;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    out
-}
-
-/// The rendering without dead letters' `received_at`, the one wall-clock column.
-pub fn without_receive_times(text: &str) -> String {
-    text.lines()
-        .map(|l| l.split(" received_at=").next().unwrap_or(l))
-        .collect::<Vec<_>>()
-        .join("\n")
+    xtask::tables::bigquery_tables(emulator, dataset, skipped).unwrap()
 }
 
 /// Panics with the first rows that differ rather than with two whole warehouses.
