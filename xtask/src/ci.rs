@@ -41,10 +41,17 @@ enum Step {
     Clippy,
     Codegen,
     Test,
+    E2e,
 }
 
 impl Step {
-    const ALL: [Step; 4] = [Step::Fmt, Step::Clippy, Step::Codegen, Step::Test];
+    const ALL: [Step; 5] = [
+        Step::Fmt,
+        Step::Clippy,
+        Step::Codegen,
+        Step::Test,
+        Step::E2e,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -52,6 +59,7 @@ impl Step {
             Step::Clippy => "clippy",
             Step::Codegen => "codegen --check",
             Step::Test => "test",
+            Step::E2e => "e2e",
         }
     }
 
@@ -65,6 +73,7 @@ impl Step {
             Step::Clippy => cargo_step("clippy --workspace --all-targets --locked -- -D warnings")?,
             Step::Codegen => crate::codegen::run(true)?,
             Step::Test => cargo_step("test --workspace --locked")?,
+            Step::E2e => crate::e2e::run(&crate::e2e::E2e::default())?,
         }
         Ok(())
     }

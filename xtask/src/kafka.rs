@@ -232,7 +232,13 @@ impl Broker {
              share.coordinator.state.topic.replication.factor=1\n\
              share.coordinator.state.topic.min.isr=1\n\
              # One consumer joining a group should not wait for others that never come.\n\
-             group.initial.rebalance.delay.ms=0\n",
+             group.initial.rebalance.delay.ms=0\n\
+             # Consumer-protocol groups (KIP-848) notice a killed member within 10 s\n\
+             # rather than 45, and members learn of assignments within a second.\n\
+             group.consumer.min.session.timeout.ms=10000\n\
+             group.consumer.session.timeout.ms=10000\n\
+             group.consumer.min.heartbeat.interval.ms=1000\n\
+             group.consumer.heartbeat.interval.ms=1000\n",
             port = self.port,
             data = data.display(),
         );

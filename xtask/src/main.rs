@@ -3,6 +3,7 @@
 mod ci;
 mod codegen;
 mod demo;
+mod e2e;
 mod tidy;
 
 use std::path::{Path, PathBuf};
@@ -33,8 +34,14 @@ Commands:
                       The main job, embedded: simulate (default 2,000 users, 7 days,
                       seed 1), stream through the pipeline into DuckDB (default
                       data/warehouse.duckdb) and print what landed.
-  ci                  Every check CI runs: fmt, clippy, codegen --check, all tests.
-                      Installs missing toolchain components first.
+  e2e [--users N] [--days D] [--seed S]
+                      End to end against a real broker and the BigQuery emulator:
+                      simulate (default 500 users, 5 days, seed 7) into Kafka with
+                      malformed messages, consume into DuckDB and BigQuery, check that
+                      nothing is lost or duplicated and both agree, then again with the
+                      pipeline killed three times. Logs and warehouses in data/e2e/.
+  ci                  Every check CI runs: fmt, clippy, codegen --check, all tests,
+                      e2e. Installs missing toolchain components first.
   help                This text.
 ";
 
@@ -126,6 +133,18 @@ fn run() -> Result<()> {
         "ci" => {
             no_more_args(&mut args, "ci")?;
             ci::run()
+        }
+        "e2e" => {
+            let mut e2e = e2e::E2e::default();
+            while let Some(arg) = args.next()? {
+                match arg {
+                    lexopt::Arg::Long("users") => e2e.users = args.value()?.parse()?,
+                    lexopt::Arg::Long("days") => e2e.days = args.value()?.parse()?,
+                    lexopt::Arg::Long("seed") => e2e.seed = args.value()?.parse()?,
+                    other => bail!("e2e: {}", other.unexpected()),
+                }
+            }
+            e2e::run(&e2e)
         }
         "demo" => {
             let mut demo = demo::Demo::default();

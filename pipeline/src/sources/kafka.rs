@@ -20,9 +20,8 @@ use super::{BatchLimits, Polled, Record, Source};
 use crate::error::PipelineError;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long asking a partition's end may take; the first ask of a partition opens a
-/// connection to its leader, which takes more than half a second even on loopback.
-const WATERMARK_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long asking the brokers for partitions' ends or committed offsets may take.
+const OFFSETS_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct KafkaOptions {
@@ -165,16 +164,47 @@ impl Source for Kafka {
         if positions.count() == 0 {
             return None;
         }
+        // A partition this consumer has read nothing from has no position yet: it
+        // stands at the group's committed offset, or at the start without one.
+        let mut unread = TopicPartitionList::new();
+        let mut ends = TopicPartitionList::new();
+        for e in positions.elements() {
+            if !matches!(e.offset(), Offset::Offset(_)) {
+                unread.add_partition(e.topic(), e.partition());
+            }
+            // The offset for the time "end" is the partition's end: one request for
+            // all partitions, where asking each its watermarks costs a round trip each.
+            ends.add_partition_offset(e.topic(), e.partition(), Offset::End)
+                .ok()?;
+        }
+        let committed = if unread.count() == 0 {
+            unread
+        } else {
+            self.consumer
+                .committed_offsets(unread, OFFSETS_TIMEOUT)
+                .ok()?
+        };
+        let ends = self
+            .consumer
+            .offsets_for_times(ends, OFFSETS_TIMEOUT)
+            .ok()?;
         let mut lag = 0;
         for e in positions.elements() {
-            let (_, high) = self
-                .consumer
-                .fetch_watermarks(e.topic(), e.partition(), WATERMARK_TIMEOUT)
-                .ok()?;
+            let Some(Offset::Offset(high)) = ends
+                .find_partition(e.topic(), e.partition())
+                .map(|end| end.offset())
+            else {
+                return None;
+            };
             let position = match e.offset() {
                 Offset::Offset(n) => n,
-                // Nothing consumed yet on this partition: all of it is behind.
-                _ => 0,
+                _ => match committed
+                    .find_partition(e.topic(), e.partition())
+                    .map(|c| c.offset())
+                {
+                    Some(Offset::Offset(n)) => n,
+                    _ => 0,
+                },
             };
             lag += (high - position).max(0);
         }

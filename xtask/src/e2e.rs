@@ -1,0 +1,607 @@
+//! `cargo xtask e2e`: the whole path against real services. A Kafka broker and the
+//! BigQuery emulator start; the simulator writes a few days of a few hundred users into
+//! six-partition topics, beside a known set of malformed messages; the pipeline consumes
+//! them into DuckDB and, as a second consumer group, into the emulator. The checks: every
+//! message accounted for per topic, exactly the malformed ones dead-lettered, no duplicate
+//! keys, every fact's keys found in their dimensions, session facts consistent with their
+//! events, and the same rows in DuckDB and BigQuery. Then the fault run: the same input
+//! with the pipeline killed (-9) three times at random points; it must end with the clean
+//! run's tables.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use warehouse::schema::{TABLES, TableKind};
+use xshell::{Shell, cmd};
+use xtask::emulator::{PROJECT, ScratchEmulator};
+use xtask::kafka::{ScratchBroker, ensure_jars};
+use xtask::tables::{Tables, bigquery_tables, duckdb_tables, without_receive_times};
+
+use crate::{nested_cargo, project_root};
+
+/// The simulated days start here, so that a run is the same on any day.
+const START: &str = "2026-01-05T00:00:00";
+
+/// Messages that must be dead-lettered, one kind of fault each, by topic.
+const MALFORMED: [(&str, &str); 6] = [
+    ("listen_events", "not json at all"),
+    ("listen_events", "{\"ts\": \"yesterday\"}"),
+    (
+        "page_view_events",
+        "{\"ts\": 1767571200000, \"sessionId\": 1}",
+    ),
+    ("page_view_events", "[1, 2, 3]"),
+    ("auth_events", "{}"),
+    (
+        "status_change_events",
+        "{\"ts\": 1767571200000, \"userId\": \"seven\"}",
+    ),
+];
+
+/// Which table holds what landed of each topic, and how to count it.
+const LANDED: [(&str, &str); 4] = [
+    (
+        "listen_events",
+        "SELECT count(*) FROM event_fact WHERE is_record_valid",
+    ),
+    ("page_view_events", "SELECT count(*) FROM event_dim"),
+    ("auth_events", "SELECT count(*) FROM auth_fact"),
+    (
+        "status_change_events",
+        "SELECT count(*) FROM level_change_fact",
+    ),
+];
+
+#[derive(Debug)]
+pub struct E2e {
+    pub users: u32,
+    pub days: u32,
+    pub seed: u64,
+}
+
+impl Default for E2e {
+    fn default() -> E2e {
+        E2e {
+            users: 500,
+            days: 5,
+            seed: 7,
+        }
+    }
+}
+
+/// What the run found; its last line.
+#[derive(Debug, Default)]
+struct Outcome {
+    produced: u64,
+    landed: u64,
+    dead_lettered: u64,
+    lost: u64,
+    duplicates: u64,
+    fault_runs_identical: bool,
+}
+
+pub fn run(e2e: &E2e) -> Result<()> {
+    let began = Instant::now();
+    let work = project_root().join("data/e2e");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
+    let mut steps = Steps::new(8);
+
+    let bins = steps.run("build the simulator and the pipeline", build)?;
+    let (broker, emulator) = steps.run("start a Kafka broker and the BigQuery emulator", || {
+        Ok((ScratchBroker::start("e2e")?, ScratchEmulator::start("e2e")?))
+    })?;
+    let bootstrap = broker.broker().bootstrap();
+    let produced = steps.run(
+        &format!(
+            "simulate {} users for {} days (seed {}) into 6-partition topics, plus {} malformed messages",
+            e2e.users,
+            e2e.days,
+            e2e.seed,
+            MALFORMED.len()
+        ),
+        || produce(e2e, &bins, &broker, &work),
+    )?;
+    let clean = work.join("clean.duckdb");
+    let staging = work.join("staging");
+    steps.run(
+        "run the pipeline into DuckDB and, as a second group, into BigQuery",
+        || {
+            let duckdb = spawn_pipeline(
+                &bins.pipeline,
+                &work.join("clean.log"),
+                &[
+                    "--kafka-brokers",
+                    &bootstrap,
+                    "--group",
+                    "e2e-clean",
+                    "--duckdb",
+                    &clean.display().to_string(),
+                ],
+            )?;
+            let endpoint = format!("{}/bigquery/v2", emulator.emulator().endpoint());
+            let bigquery = spawn_pipeline(
+                &bins.pipeline,
+                &work.join("bigquery.log"),
+                &[
+                    "--kafka-brokers",
+                    &bootstrap,
+                    "--group",
+                    "e2e-bigquery",
+                    "--bigquery",
+                    &format!("{PROJECT}.e2e"),
+                    "--staging",
+                    &staging.display().to_string(),
+                    "--bigquery-auth",
+                    "none",
+                    "--bigquery-endpoint",
+                    &endpoint,
+                ],
+            )?;
+            finish(duckdb, &work.join("clean.log"))?;
+            finish(bigquery, &work.join("bigquery.log"))
+        },
+    )?;
+    let mut outcome = Outcome::default();
+    let clean_tables = steps.run("check the DuckDB warehouse", || {
+        check(&clean, &produced, &mut outcome)
+    })?;
+    steps.run("compare DuckDB with BigQuery, table by table", || {
+        let stored = bigquery_tables(emulator.emulator(), "e2e", "")?;
+        compare("BigQuery", &stored, &clean_tables)
+    })?;
+    outcome.fault_runs_identical = steps.run(
+        "fault run: the same input, the pipeline killed (-9) three times",
+        || {
+            let total = produced.values().sum();
+            fault_run(
+                e2e.seed,
+                total,
+                &bins.pipeline,
+                &bootstrap,
+                &work,
+                &clean_tables,
+            )
+        },
+    )?;
+    steps.run("stop the broker and the emulator", || {
+        drop((broker, emulator));
+        Ok(())
+    })?;
+    println!(
+        "\ne2e: done in {:.0?}; logs and warehouses in {}",
+        began.elapsed(),
+        work.display()
+    );
+    let o = &outcome;
+    println!(
+        "e2e: produced={} landed={} dead_lettered={} lost={} duplicates={} fault_runs_identical={}",
+        o.produced, o.landed, o.dead_lettered, o.lost, o.duplicates, o.fault_runs_identical
+    );
+    if o.lost != 0 || o.duplicates != 0 || !o.fault_runs_identical {
+        bail!("e2e failed: the last line says what");
+    }
+    Ok(())
+}
+
+/// Numbered steps, each timed; a failure names its step.
+struct Steps {
+    done: usize,
+    total: usize,
+}
+
+impl Steps {
+    fn new(total: usize) -> Steps {
+        Steps { done: 0, total }
+    }
+
+    fn run<T>(&mut self, what: &str, step: impl FnOnce() -> Result<T>) -> Result<T> {
+        self.done += 1;
+        let (n, total) = (self.done, self.total);
+        println!("\ne2e [{n}/{total}] {what}");
+        let began = Instant::now();
+        let value = step().with_context(|| format!("e2e step {n} ({what})"))?;
+        println!("e2e [{n}/{total}] done in {:.1?}", began.elapsed());
+        Ok(value)
+    }
+}
+
+struct Binaries {
+    simulator: PathBuf,
+    pipeline: PathBuf,
+}
+
+/// Builds both binaries in the profile the tests use, so DuckDB is built once.
+fn build() -> Result<Binaries> {
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    nested_cargo(cmd!(sh, "{cargo} build --quiet -p simulator -p pipeline"))
+        .run()
+        .context("the build failed; its output is above")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
+    let bins = Binaries {
+        simulator: target.join("debug/simulator"),
+        pipeline: target.join("debug/pipeline"),
+    };
+    for bin in [&bins.simulator, &bins.pipeline] {
+        if !bin.exists() {
+            bail!("the build left no {}", bin.display());
+        }
+    }
+    Ok(bins)
+}
+
+/// Produces the simulated events and the malformed messages; returns the messages of
+/// each topic, as the broker counts them.
+fn produce(
+    e2e: &E2e,
+    bins: &Binaries,
+    broker: &ScratchBroker,
+    work: &Path,
+) -> Result<BTreeMap<String, u64>> {
+    let end_day = warehouse::time::days_from_civil(2026, 1, 5) + i64::from(e2e.days);
+    let (y, m, d) = warehouse::time::civil_from_days(end_day);
+    let end = format!("{y:04}-{m:02}-{d:02}T00:00:00");
+    let log = work.join("simulator.log");
+    let status = Command::new(&bins.simulator)
+        .args(["-n", &e2e.users.to_string(), "-s", START, "-e", &end])
+        .args(["-r", &e2e.seed.to_string(), "--partitions", "6"])
+        .args(["--kafka-brokers", &broker.broker().bootstrap()])
+        .stdout(std::fs::File::create(&log)?)
+        .stderr(std::fs::File::create(work.join("simulator.err"))?)
+        .status()
+        .context("running the simulator")?;
+    if !status.success() {
+        bail!(
+            "the simulator failed ({status}); read {}",
+            work.join("simulator.err").display()
+        );
+    }
+    let libs = ensure_jars()?;
+    let mut by_topic: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (topic, payload) in MALFORMED {
+        by_topic.entry(topic).or_default().push(payload);
+    }
+    for (topic, payloads) in by_topic {
+        let input = payloads.join("\n") + "\n";
+        broker.broker().tool(
+            &libs,
+            "org.apache.kafka.tools.ConsoleProducer",
+            &["--topic", topic],
+            input.as_bytes(),
+        )?;
+    }
+    let mut produced = BTreeMap::new();
+    for (topic, _) in LANDED {
+        let out = broker.broker().tool(
+            &libs,
+            "org.apache.kafka.tools.GetOffsetShell",
+            &["--topic", topic],
+            b"",
+        )?;
+        // One `topic:partition:end offset` line per partition.
+        let mut total = 0;
+        for line in out.lines().filter(|l| !l.trim().is_empty()) {
+            let end: u64 = line
+                .rsplit(':')
+                .next()
+                .and_then(|n| n.trim().parse().ok())
+                .with_context(|| format!("GetOffsetShell answered {line:?}"))?;
+            total += end;
+        }
+        println!("  {topic}: {total} messages");
+        produced.insert(topic.to_owned(), total);
+    }
+    Ok(produced)
+}
+
+fn spawn_pipeline(pipeline: &Path, log: &Path, args: &[&str]) -> Result<Child> {
+    Command::new(pipeline)
+        .arg("run")
+        .args(args)
+        .args(["--exit-when-idle-s", "3", "--batch-max-ms", "300"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(log)?)
+        .spawn()
+        .with_context(|| format!("starting {}", pipeline.display()))
+}
+
+fn finish(mut child: Child, log: &Path) -> Result<()> {
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("the pipeline failed ({status}); read {}", log.display());
+    }
+    Ok(())
+}
+
+fn count(connection: &duckdb::Connection, sql: &str) -> Result<u64> {
+    let n: i64 = connection
+        .query_row(sql, [], |row| row.get(0))
+        .with_context(|| format!("running {sql}"))?;
+    Ok(n as u64)
+}
+
+/// The checks on a warehouse; fills the outcome's counts and returns its tables.
+fn check(path: &Path, produced: &BTreeMap<String, u64>, outcome: &mut Outcome) -> Result<Tables> {
+    let connection =
+        duckdb::Connection::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut failures = Vec::new();
+
+    // Every message is accounted for, per topic.
+    let mut dead: BTreeMap<String, u64> = BTreeMap::new();
+    {
+        let mut statement =
+            connection.prepare("SELECT source_topic, count(*) FROM dead_letters GROUP BY 1")?;
+        let rows = statement.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        for row in rows {
+            let (topic, n) = row?;
+            dead.insert(topic, n as u64);
+        }
+    }
+    for (topic, sql) in LANDED {
+        let landed = count(&connection, sql)?;
+        let dead = dead.get(topic).copied().unwrap_or(0);
+        let sent = produced.get(topic).copied().unwrap_or(0);
+        println!("  {topic}: produced {sent} = landed {landed} + dead-lettered {dead}");
+        outcome.produced += sent;
+        outcome.landed += landed;
+        outcome.dead_lettered += dead;
+        outcome.lost += sent.saturating_sub(landed + dead);
+        outcome.duplicates += (landed + dead).saturating_sub(sent);
+    }
+
+    // Exactly the malformed messages are dead letters.
+    let mut statement = connection.prepare("SELECT source_topic, payload FROM dead_letters")?;
+    let letters: BTreeSet<(String, String)> = statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                String::from_utf8_lossy(&row.get::<_, Vec<u8>>(1)?).into_owned(),
+            ))
+        })?
+        .collect::<duckdb::Result<_>>()?;
+    let expected: BTreeSet<(String, String)> = MALFORMED
+        .iter()
+        .map(|(t, p)| ((*t).to_owned(), (*p).to_owned()))
+        .collect();
+    if letters != expected {
+        failures.push(format!(
+            "dead letters are not the malformed messages: unexpected {:?}, missing {:?}",
+            letters.difference(&expected).collect::<Vec<_>>(),
+            expected.difference(&letters).collect::<Vec<_>>()
+        ));
+    }
+
+    // No primary key twice.
+    for table in TABLES {
+        let key = table
+            .primary_key
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let twice = count(
+            &connection,
+            &format!(
+                "SELECT count(*) FROM (SELECT {key} FROM \"{}\" GROUP BY {key} HAVING count(*) > 1)",
+                table.name
+            ),
+        )?;
+        outcome.duplicates += twice;
+        if twice > 0 {
+            failures.push(format!(
+                "{}: {twice} keys stored more than once",
+                table.name
+            ));
+        }
+    }
+
+    // Every key of a fact or the bridge is found in its dimension.
+    let mut foreign = 0;
+    for table in TABLES
+        .iter()
+        .filter(|t| matches!(t.kind, TableKind::Fact | TableKind::Bridge))
+    {
+        for column in table.columns {
+            let dimension = if column.name == "primary_s_location" {
+                TABLES.iter().find(|d| d.name == "location_dim")
+            } else {
+                TABLES.iter().find(|d| {
+                    d.kind == TableKind::Dimension
+                        && d.name != table.name
+                        && d.primary_key == [column.name]
+                        && !(column.name == "event_key" && table.name == "event_fact")
+                })
+            };
+            let Some(dimension) = dimension else { continue };
+            let missing = count(
+                &connection,
+                &format!(
+                    "SELECT count(*) FROM \"{t}\" f WHERE f.\"{c}\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \"{d}\" d WHERE d.\"{k}\" = f.\"{c}\")",
+                    t = table.name,
+                    c = column.name,
+                    d = dimension.name,
+                    k = dimension.primary_key[0],
+                ),
+            )?;
+            foreign += 1;
+            if missing > 0 {
+                failures.push(format!(
+                    "{}.{}: {missing} keys not in {}",
+                    table.name, column.name, dimension.name
+                ));
+            }
+        }
+    }
+    println!("  {foreign} foreign keys checked");
+
+    // Session facts agree with their events.
+    let inconsistent = count(
+        &connection,
+        "WITH l AS (
+           SELECT session_key, count(*) AS n, sum(duration) AS seconds
+           FROM event_fact WHERE is_record_valid GROUP BY session_key
+         ), v AS (
+           SELECT session_key, count(*) AS n FROM event_session_bridge GROUP BY session_key
+         )
+         SELECT count(*) FROM session_fact s
+         LEFT JOIN l USING (session_key) LEFT JOIN v USING (session_key)
+         WHERE s.is_record_valid AND (
+           s.listen_count <> coalesce(l.n, 0)
+           OR s.event_count <> coalesce(v.n, 0)
+           OR abs(s.listening_time - coalesce(l.seconds, 0)) > 1e-6 * greatest(1, s.listening_time)
+           OR s.session_end_ts < s.session_start_ts)",
+    )?;
+    let sessions = count(
+        &connection,
+        "SELECT count(*) FROM session_fact WHERE is_record_valid",
+    )?;
+    println!("  {sessions} session facts checked against their events");
+    if inconsistent > 0 {
+        failures.push(format!(
+            "{inconsistent} session facts disagree with their events"
+        ));
+    }
+    if sessions == 0 {
+        failures.push("no session facts at all".to_owned());
+    }
+
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    duckdb_tables(&connection)
+}
+
+/// Compares two warehouses row for row, wall-clock columns aside.
+fn compare(what: &str, stored: &Tables, expected: &Tables) -> Result<()> {
+    let mut differ = Vec::new();
+    for table in TABLES {
+        let text = |t: &Tables| {
+            without_receive_times(
+                &t.rows(table.name)
+                    .into_iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        };
+        let (a, b) = (text(stored), text(expected));
+        let digest = |s: &str| {
+            s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            })
+        };
+        let rows = expected.rows(table.name).len();
+        if a == b {
+            println!(
+                "  {:<22} {rows:>7} rows  checksum {:016x}  same",
+                table.name,
+                digest(&b)
+            );
+        } else {
+            println!(
+                "  {:<22} {rows:>7} rows  checksum {:016x}  {what}: {} rows, checksum {:016x}",
+                table.name,
+                digest(&b),
+                stored.rows(table.name).len(),
+                digest(&a)
+            );
+            differ.push(table.name);
+        }
+    }
+    if !differ.is_empty() {
+        bail!("{what} differs in {}", differ.join(", "));
+    }
+    Ok(())
+}
+
+/// Runs the pipeline over the same topics as a new group, killing it three times at
+/// pseudo-random points (seeded, printed) before letting it finish; true when it ends
+/// with the clean run's tables.
+fn fault_run(
+    seed: u64,
+    produced: u64,
+    pipeline: &Path,
+    bootstrap: &str,
+    work: &Path,
+    clean: &Tables,
+) -> Result<bool> {
+    let path = work.join("fault.duckdb");
+    let warehouse = path.display().to_string();
+    let args = [
+        "--kafka-brokers",
+        bootstrap,
+        "--group",
+        "e2e-fault",
+        "--duckdb",
+        &warehouse,
+        // Small batches, so that a kill lands between and inside many of them.
+        "--batch-max-messages",
+        "300",
+    ];
+    let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+    for kill in 1..=3 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let after = Duration::from_millis(100 + (state >> 33) % 600);
+        let log = work.join(format!("fault-{kill}.log"));
+        let mut child = spawn_pipeline(pipeline, &log, &args)?;
+        // The clock starts when the group has handed out the partitions.
+        let joined = Instant::now();
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("the group assigned partitions")
+        {
+            if joined.elapsed() > Duration::from_secs(60) || child.try_wait()?.is_some() {
+                let _ = child.kill();
+                bail!(
+                    "the pipeline got no partitions within a minute; read {}",
+                    log.display()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(after);
+        let exited = child.try_wait()?.is_some();
+        child.kill().ok();
+        child.wait()?;
+        let stored = duckdb::Connection::open(&path)
+            .and_then(|c| {
+                c.query_row(
+                    "SELECT coalesce(sum(next_offset), 0) FROM pipeline_offsets",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
+            .unwrap_or(0);
+        println!(
+            "  kill {kill}: {after:.1?} after it joined{}; the warehouse then held offsets summing to {stored} of {produced}",
+            if exited {
+                " (it had already finished)"
+            } else {
+                ""
+            }
+        );
+    }
+    let log = work.join("fault-final.log");
+    finish(spawn_pipeline(pipeline, &log, &args)?, &log)?;
+    let connection = duckdb::Connection::open(&path)?;
+    let tables = duckdb_tables(&connection)?;
+    Ok(compare("the fault run", &tables, clean).map_or_else(
+        |e| {
+            println!("  {e}");
+            false
+        },
+        |()| true,
+    ))
+}
