@@ -32,6 +32,9 @@ pub struct Totals {
     /// Messages read again after a restart that the warehouse already held.
     pub skipped: u64,
     pub rows: u64,
+    /// From the run's start to the end of its last batch that carried messages: the
+    /// run's working time, without the idle wait of a run that exits when caught up.
+    pub busy: Duration,
 }
 
 /// Told about each written batch: progress output of the binary.
@@ -49,6 +52,8 @@ pub struct Runner<S, K> {
     next: BTreeMap<(String, i32), i64>,
     metrics: Arc<Metrics>,
     dead_letter_topics: Option<DeadLetterTopics>,
+    /// When the current run began.
+    started: Instant,
 }
 
 /// How often consumer lag is measured: it asks the brokers.
@@ -75,6 +80,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
             next,
             metrics: Arc::new(Metrics::default()),
             dead_letter_topics: None,
+            started: Instant::now(),
         })
     }
 
@@ -104,6 +110,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
         observer: &mut dyn Observer,
     ) -> Result<Totals, PipelineError> {
         let mut totals = Totals::default();
+        self.started = Instant::now();
         let mut idle_since = Instant::now();
         let mut lag_measured: Option<Instant> = None;
         self.metrics.set_ready(true);
@@ -201,6 +208,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 .collect();
             let committing = Instant::now();
             self.write(&id, &output, &offsets, totals)?;
+            totals.busy = self.started.elapsed();
             let commit = committing.elapsed();
             self.source.commit(&offsets)?;
             self.metrics

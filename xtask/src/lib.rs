@@ -4,5 +4,5 @@
 
 pub mod emulator;
 pub mod kafka;
-mod process;
+pub mod process;
 pub mod tables;

@@ -1,10 +1,12 @@
 //! `cargo xtask`: every task of the repository, as plain Rust that shells out readably.
 
+mod bench;
 mod ci;
 mod codegen;
 mod demo;
 mod e2e;
 mod tidy;
+mod up;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +42,17 @@ Commands:
                       malformed messages, consume into DuckDB and BigQuery, check that
                       nothing is lost or duplicated and both agree, then again with the
                       pipeline killed three times. Logs and warehouses in data/e2e/.
+  bench [--users N]   The release binaries measured: the simulator (default 100,000
+                      users, one day) into a null sink, files and Kafka; the transform
+                      per core; the pipeline from Kafka and from files into DuckDB.
+                      One table of events/s and peak memory.
+  up [--native] [--users N] [--speed X]
+                      The full environment in the background: the broker, the
+                      BigQuery emulator, the simulator in real time (default 1,000
+                      users at 60x) and the pipeline into DuckDB (data/live.duckdb) and
+                      into the emulator, with /metrics on ports 9464 and 9465. Prints
+                      where everything is. (--docker and --gcp need the infra files.)
+  down                Stops everything `up` started.
   ci                  Every check CI runs: fmt, clippy, codegen --check, all tests,
                       e2e. Installs missing toolchain components first.
   help                This text.
@@ -133,6 +146,34 @@ fn run() -> Result<()> {
         "ci" => {
             no_more_args(&mut args, "ci")?;
             ci::run()
+        }
+        "up" => {
+            let mut up = up::Up::default();
+            while let Some(arg) = args.next()? {
+                match arg {
+                    lexopt::Arg::Long("native") => up.mode = up::Mode::Native,
+                    lexopt::Arg::Long("docker") => up.mode = up::Mode::Docker,
+                    lexopt::Arg::Long("gcp") => up.mode = up::Mode::Gcp,
+                    lexopt::Arg::Long("users") => up.users = args.value()?.parse()?,
+                    lexopt::Arg::Long("speed") => up.speed = args.value()?.parse()?,
+                    other => bail!("up: {}", other.unexpected()),
+                }
+            }
+            up::up(&up)
+        }
+        "down" => {
+            no_more_args(&mut args, "down")?;
+            up::down()
+        }
+        "bench" => {
+            let mut bench = bench::Bench::default();
+            while let Some(arg) = args.next()? {
+                match arg {
+                    lexopt::Arg::Long("users") => bench.users = args.value()?.parse()?,
+                    other => bail!("bench: {}", other.unexpected()),
+                }
+            }
+            bench::run(&bench)
         }
         "e2e" => {
             let mut e2e = e2e::E2e::default();

@@ -112,6 +112,7 @@ fn run() -> Result<i32> {
         skipped = totals.skipped,
         sessions_closed = s.sessions_closed,
         rows = totals.rows,
+        busy_ms = totals.busy.as_millis() as u64,
         "{}",
         if stop.load(Ordering::Relaxed) {
             "stopped"

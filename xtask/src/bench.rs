@@ -1,0 +1,247 @@
+//! `cargo xtask bench`: the release binaries measured against each other on this
+//! machine, one table: the simulator into a null sink, files and a real Kafka broker;
+//! the transformation core per core (the `transform` benchmark); and the pipeline from
+//! that broker, and from files, into DuckDB. Peak memory is read from `/proc` while each
+//! process runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use xshell::{Shell, cmd};
+use xtask::kafka::ScratchBroker;
+
+use crate::{nested_cargo, project_root};
+
+/// One simulated day; the simulator's own benchmark uses the same.
+const START: &str = "2026-01-05T00:00:00";
+const END: &str = "2026-01-06T00:00:00";
+
+#[derive(Debug)]
+pub struct Bench {
+    pub users: u32,
+}
+
+impl Default for Bench {
+    fn default() -> Bench {
+        Bench { users: 100_000 }
+    }
+}
+
+struct Row {
+    case: String,
+    events: u64,
+    seconds: f64,
+    peak_mb: Option<u64>,
+}
+
+pub fn run(bench: &Bench) -> Result<()> {
+    let sh = Shell::new()?;
+    sh.change_dir(project_root());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    println!("bench [1/6] build the release binaries (DuckDB's first release build takes a while)");
+    nested_cargo(cmd!(
+        sh,
+        "{cargo} build --release --quiet -p simulator -p pipeline"
+    ))
+    .run()
+    .context("the release build failed; its output is above")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"));
+    let simulator = target.join("release/simulator");
+    let pipeline = target.join("release/pipeline");
+    let work = project_root().join("data/bench");
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work)?;
+    let users = bench.users.to_string();
+    let simulate = |args: &[&str]| -> Command {
+        let mut command = Command::new(&simulator);
+        command
+            .args(["-n", &users, "-s", START, "-e", END])
+            .args(args)
+            .stdin(Stdio::null());
+        command
+    };
+    let mut rows = Vec::new();
+
+    println!("bench [2/6] the simulator: {users} users for a day into a null sink and into files");
+    let mut null = simulate(&["--stdout"]);
+    null.stdout(Stdio::null());
+    rows.push(simulator_row(
+        "simulator -> null (--stdout > /dev/null)",
+        null,
+        &work,
+    )?);
+    let files = work.join("events");
+    rows.push(simulator_row(
+        "simulator -> JSON-lines files",
+        simulate(&["--output-dir", &files.display().to_string()]),
+        &work,
+    )?);
+
+    println!("bench [3/6] the simulator into a real Kafka broker (6 partitions, lz4)");
+    let broker = ScratchBroker::start("bench")?;
+    let bootstrap = broker.broker().bootstrap();
+    rows.push(simulator_row(
+        "simulator -> Kafka",
+        simulate(&["--kafka-brokers", &bootstrap, "--partitions", "6"]),
+        &work,
+    )?);
+
+    println!("bench [4/6] the transformation core (cargo bench -p pipeline --bench transform)");
+    let output = nested_cargo(cmd!(
+        sh,
+        "{cargo} bench --quiet -p pipeline --bench transform"
+    ))
+    .read()
+    .context("the transform benchmark failed; its output is above")?;
+    // "transform, …, one core: N events (…) -> R rows in S s: E events/s, M MB/s"
+    let line = output
+        .lines()
+        .find(|l| l.starts_with("transform,"))
+        .with_context(|| format!("no result line in:\n{output}"))?;
+    let events: u64 = field(line, "one core: ", " events")?;
+    let seconds: f64 = field(line, " rows in ", "s:")?;
+    rows.push(Row {
+        case: "transform, raw JSON -> Arrow, one core".to_owned(),
+        events,
+        seconds,
+        peak_mb: None,
+    });
+
+    println!("bench [5/6] the pipeline from the broker into DuckDB");
+    rows.push(pipeline_row(
+        "pipeline Kafka -> DuckDB (end to end)",
+        &pipeline,
+        &["--kafka-brokers", &bootstrap, "--group", "bench"],
+        &work.join("kafka.duckdb"),
+        &work,
+    )?);
+    drop(broker);
+
+    println!("bench [6/6] the pipeline from the files into DuckDB");
+    rows.push(pipeline_row(
+        "pipeline files -> DuckDB",
+        &pipeline,
+        &["--input", &files.display().to_string()],
+        &work.join("files.duckdb"),
+        &work,
+    )?);
+
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("\nbench: {cores} cores; release builds; {users} users, one simulated day");
+    println!(
+        "{:<42} {:>11} {:>9} {:>12} {:>8}",
+        "case", "events", "seconds", "events/s", "peak MB"
+    );
+    for row in &rows {
+        println!(
+            "{:<42} {:>11} {:>9.2} {:>12.0} {:>8}",
+            row.case,
+            row.events,
+            row.seconds,
+            row.events as f64 / row.seconds.max(1e-9),
+            row.peak_mb.map_or("-".to_owned(), |mb| mb.to_string())
+        );
+    }
+    Ok(())
+}
+
+/// The text between `before` and `after` in `line`, parsed, with thousands separators
+/// dropped.
+fn field<T: std::str::FromStr>(line: &str, before: &str, after: &str) -> Result<T> {
+    line.split(before)
+        .nth(1)
+        .and_then(|rest| rest.split(after).next())
+        .map(|text| text.trim().replace(',', ""))
+        .and_then(|text| text.parse().ok())
+        .with_context(|| format!("no number between {before:?} and {after:?} in {line:?}"))
+}
+
+/// Runs the simulator, timing it and reading its event count from its summary.
+fn simulator_row(case: &str, mut command: Command, work: &Path) -> Result<Row> {
+    let log = work.join("simulator.err");
+    command.stderr(std::fs::File::create(&log)?);
+    let began = Instant::now();
+    let (status, peak_mb) = watch(command.spawn().context("starting the simulator")?)?;
+    let seconds = began.elapsed().as_secs_f64();
+    let text = std::fs::read_to_string(&log)?;
+    if !status.success() {
+        bail!("the simulator failed ({status}):\n{text}");
+    }
+    let summary = text
+        .lines()
+        .find(|l| l.contains(": done: "))
+        .with_context(|| format!("no summary in:\n{text}"))?;
+    Ok(Row {
+        case: case.to_owned(),
+        events: field(summary, "done: ", " events")?,
+        seconds,
+        peak_mb,
+    })
+}
+
+/// Runs the pipeline to the end of its input; the time is the pipeline's own, from its
+/// start to the end of its last batch that carried messages (the idle wait before it
+/// exits is not counted).
+fn pipeline_row(
+    case: &str,
+    pipeline: &Path,
+    source: &[&str],
+    warehouse: &Path,
+    work: &Path,
+) -> Result<Row> {
+    let log = work.join("pipeline.log");
+    let child = Command::new(pipeline)
+        .arg("run")
+        .args(source)
+        .args(["--duckdb", &warehouse.display().to_string()])
+        .args(["--exit-when-idle-s", "1", "--log-format", "json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log)?)
+        .spawn()
+        .context("starting the pipeline")?;
+    let (status, peak_mb) = watch(child)?;
+    let text = std::fs::read_to_string(&log)?;
+    if !status.success() {
+        bail!("the pipeline failed ({status}); read {}", log.display());
+    }
+    let done: serde_json::Value = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["message"] == "done")
+        .with_context(|| format!("no `done` line in {}", log.display()))?;
+    let number = |name: &str| {
+        done["fields"][name]
+            .as_u64()
+            .with_context(|| format!("no {name} in the `done` line of {}", log.display()))
+    };
+    Ok(Row {
+        case: case.to_owned(),
+        events: number("consumed")?,
+        seconds: number("busy_ms")? as f64 / 1000.0,
+        peak_mb,
+    })
+}
+
+/// Waits for a child, reading its peak resident memory (`VmHWM`) as it runs.
+fn watch(mut child: Child) -> Result<(std::process::ExitStatus, Option<u64>)> {
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak = None;
+    loop {
+        if let Some(kb) = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        }) {
+            peak = Some(kb / 1024);
+        }
+        if let Some(status) = child.try_wait()? {
+            return Ok((status, peak));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
