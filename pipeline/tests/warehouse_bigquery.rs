@@ -1,7 +1,8 @@
 //! The BigQuery sink against a real BigQuery API emulator (`cargo xtask emulator`, PyPI's
 //! bqemulator), with Parquet staging in a local directory that the emulator loads from:
-//! the same rows as DuckDB, a batch loaded twice leaves one copy, and a failed batch
-//! leaves neither rows nor offsets behind.
+//! the same rows as DuckDB, a batch loaded twice leaves one copy, a failed batch leaves
+//! neither rows nor offsets behind, and the session-fact batch job repairs BigQuery as
+//! it repairs DuckDB.
 
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use pipeline::batch::session_fact;
 use pipeline::runner::{Observer, Runner, Totals, Until};
 use pipeline::sinks::bigquery::{Auth, BigQueryOptions, Retry};
 use pipeline::sinks::{Batch, BigQuery, DuckDb, Sink};
@@ -217,5 +219,48 @@ fn a_bigquery_that_cannot_be_reached_is_a_clear_error() {
         .to_string();
     assert!(error.contains("read dataset warehouse"), "{error}");
     assert!(error.contains("gave up after 2 attempts"), "{error}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_session_fact_job_repairs_bigquery_as_it_repairs_duckdb() {
+    let scratch = ScratchEmulator::start("pipeline-bq-batch").unwrap();
+    let emulator = scratch.emulator();
+    let dir = temp_dir("batch");
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).unwrap();
+    input_files(&input);
+    let (_, mut duckdb) = run_into(&input, DuckDb::open(&dir.join("w.duckdb")).unwrap());
+    let bigquery = BigQuery::open(&options(emulator, "warehouse", &dir.join("staging"))).unwrap();
+    let (_, mut bigquery) = run_into(&input, bigquery);
+    let day = "2026-01-05";
+
+    let first = session_fact(&mut duckdb, day).unwrap();
+    assert!(first.sessions > 10, "{first:?}");
+    assert_eq!(first.rewritten, 0);
+    assert_eq!(session_fact(&mut bigquery, day).unwrap(), first);
+
+    // The same damage in both; the job repairs both alike.
+    let damage = "UPDATE {session_fact} SET listen_count = listen_count + 7, listening_time = 0
+                  WHERE session_key IN (SELECT session_key FROM {session_fact}
+                                        WHERE date_key = 20260105 ORDER BY session_key LIMIT 3)";
+    duckdb
+        .connection()
+        .execute_batch(&damage.replace("{session_fact}", "session_fact"))
+        .unwrap();
+    emulator
+        .query(&damage.replace("{session_fact}", "warehouse.session_fact"))
+        .unwrap();
+    assert_eq!(session_fact(&mut duckdb, day).unwrap().rewritten, 3);
+    assert_eq!(session_fact(&mut bigquery, day).unwrap().rewritten, 3);
+    assert_eq!(
+        session_fact(&mut bigquery, day).unwrap().rewritten,
+        0,
+        "idempotent"
+    );
+    assert_same_rows(
+        &without_receive_times(&bigquery_tables(emulator, "warehouse").text()),
+        &without_receive_times(&duckdb_tables(duckdb.connection()).text()),
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -4,7 +4,7 @@
 //! that broker, and from files, into DuckDB. Peak memory is read from `/proc` while each
 //! process runs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
 use xtask::kafka::ScratchBroker;
 
-use crate::{nested_cargo, project_root};
+use crate::{build_binaries, nested_cargo, project_root};
 
 /// One simulated day; the simulator's own benchmark uses the same.
 const START: &str = "2026-01-05T00:00:00";
@@ -41,17 +41,8 @@ pub fn run(bench: &Bench) -> Result<()> {
     sh.change_dir(project_root());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     println!("bench [1/6] build the release binaries (DuckDB's first release build takes a while)");
-    nested_cargo(cmd!(
-        sh,
-        "{cargo} build --release --quiet -p simulator -p pipeline"
-    ))
-    .run()
-    .context("the release build failed; its output is above")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"));
-    let simulator = target.join("release/simulator");
-    let pipeline = target.join("release/pipeline");
+    let bins = build_binaries(true)?;
+    let (simulator, pipeline) = (bins.simulator, bins.pipeline);
     let work = project_root().join("data/bench");
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;

@@ -9,18 +9,17 @@
 //! run's tables.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use warehouse::schema::{TABLES, TableKind};
-use xshell::{Shell, cmd};
 use xtask::emulator::{PROJECT, ScratchEmulator};
 use xtask::kafka::{ScratchBroker, ensure_jars};
 use xtask::tables::{Tables, bigquery_tables, duckdb_tables, without_receive_times};
 
-use crate::{nested_cargo, project_root};
+use crate::{Binaries, build_binaries, project_root};
 
 /// The simulated days start here, so that a run is the same on any day.
 const START: &str = "2026-01-05T00:00:00";
@@ -90,7 +89,9 @@ pub fn run(e2e: &E2e) -> Result<()> {
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let mut steps = Steps::new(8);
 
-    let bins = steps.run("build the simulator and the pipeline", build)?;
+    let bins = steps.run("build the simulator and the pipeline", || {
+        build_binaries(false)
+    })?;
     let (broker, emulator) = steps.run("start a Kafka broker and the BigQuery emulator", || {
         Ok((ScratchBroker::start("e2e")?, ScratchEmulator::start("e2e")?))
     })?;
@@ -207,34 +208,6 @@ impl Steps {
         println!("e2e [{n}/{total}] done in {:.1?}", began.elapsed());
         Ok(value)
     }
-}
-
-struct Binaries {
-    simulator: PathBuf,
-    pipeline: PathBuf,
-}
-
-/// Builds both binaries in the profile the tests use, so DuckDB is built once.
-fn build() -> Result<Binaries> {
-    let sh = Shell::new()?;
-    sh.change_dir(project_root());
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    nested_cargo(cmd!(sh, "{cargo} build --quiet -p simulator -p pipeline"))
-        .run()
-        .context("the build failed; its output is above")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"));
-    let bins = Binaries {
-        simulator: target.join("debug/simulator"),
-        pipeline: target.join("debug/pipeline"),
-    };
-    for bin in [&bins.simulator, &bins.pipeline] {
-        if !bin.exists() {
-            bail!("the build left no {}", bin.display());
-        }
-    }
-    Ok(bins)
 }
 
 /// Produces the simulated events and the malformed messages; returns the messages of

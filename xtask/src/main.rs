@@ -238,6 +238,41 @@ fn nested_cargo(mut cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
     cmd
 }
 
+/// The simulator and pipeline binaries of one build.
+struct Binaries {
+    simulator: PathBuf,
+    pipeline: PathBuf,
+}
+
+/// Builds the simulator and the pipeline, in the release profile or in the dev profile
+/// the tests use (so that DuckDB is built once for both), and finds them.
+fn build_binaries(release: bool) -> Result<Binaries> {
+    let sh = xshell::Shell::new()?;
+    sh.change_dir(project_root());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let profile = release.then_some("--release");
+    nested_cargo(xshell::cmd!(
+        sh,
+        "{cargo} build {profile...} --quiet -p simulator -p pipeline"
+    ))
+    .run()
+    .context("the build failed; its output is above")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
+        .join(if release { "release" } else { "debug" });
+    let bins = Binaries {
+        simulator: target.join("simulator"),
+        pipeline: target.join("pipeline"),
+    };
+    for bin in [&bins.simulator, &bins.pipeline] {
+        if !bin.exists() {
+            bail!("the build left no {}", bin.display());
+        }
+    }
+    Ok(bins)
+}
+
 /// The repository's root, found from this crate's location rather than the working
 /// directory, so `cargo xtask` works from any folder of the checkout.
 fn project_root() -> PathBuf {

@@ -9,12 +9,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use xshell::{Shell, cmd};
 use xtask::emulator::{Emulator, PROJECT};
 use xtask::kafka::Broker;
 use xtask::process::{alive, running_pid, stop, tail};
 
-use crate::{nested_cargo, project_root};
+use crate::{build_binaries, project_root};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -60,21 +59,9 @@ pub fn up(up: &Up) -> Result<()> {
     }
     let dir = state_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let sh = Shell::new()?;
-    sh.change_dir(project_root());
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-
     println!("up [1/6] build the simulator and the pipeline");
-    nested_cargo(cmd!(sh, "{cargo} build --quiet -p simulator -p pipeline"))
-        .run()
-        .context("the build failed; its output is above")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"));
-    let (simulator, pipeline) = (
-        target.join("debug/simulator"),
-        target.join("debug/pipeline"),
-    );
+    let bins = build_binaries(false)?;
+    let (simulator, pipeline) = (bins.simulator, bins.pipeline);
 
     println!("\nup [2/6] the Kafka broker");
     let broker = Broker::new(None, None);

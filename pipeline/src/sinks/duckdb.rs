@@ -63,7 +63,7 @@ impl DuckDb {
         Ok(sink)
     }
 
-    fn error(&self, doing: &str, e: duckdb::Error) -> PipelineError {
+    pub(crate) fn error(&self, doing: &str, e: duckdb::Error) -> PipelineError {
         PipelineError::DuckDb {
             path: self.path.clone(),
             message: format!("{doing}: {e}"),

@@ -57,9 +57,24 @@ impl Kafka {
             .set("group.id", &options.group)
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
-            .set("group.protocol", "consumer")
-            .set("group.remote.assignor", "range")
             .set("enable.partition.eof", "false");
+        // Brokers before Kafka 4.0 lack the consumer protocol; with
+        // `-X group.protocol=classic` the classic protocol's range assignor keeps the
+        // co-partitioning (its rebalances stop the whole group).
+        let setting = |key: &str| {
+            options
+                .settings
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        if setting("group.protocol") == Some("classic") {
+            config.set("partition.assignment.strategy", "range");
+        } else {
+            config
+                .set("group.protocol", "consumer")
+                .set("group.remote.assignor", "range");
+        }
         for (key, value) in &options.settings {
             config.set(key, value);
         }

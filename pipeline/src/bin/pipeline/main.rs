@@ -54,15 +54,24 @@ fn run() -> Result<i32> {
         Some("batch") => {
             let (job, date) = (command.rest.first(), command.date.as_deref());
             let (Some("session-fact"), Some(date)) = (job.map(String::as_str), date) else {
-                bail!("usage: pipeline batch session-fact --date YYYY-MM-DD [--duckdb PATH]");
+                bail!(
+                    "usage: pipeline batch session-fact --date YYYY-MM-DD [--duckdb PATH | --bigquery PROJECT.DATASET --staging LOCATION]"
+                );
             };
-            let path = command
-                .flags
-                .duckdb
-                .clone()
-                .unwrap_or_else(|| "data/warehouse.duckdb".into());
-            let mut sink = DuckDb::open(&path)?;
-            let report = pipeline::batch::session_fact(&mut sink, date)?;
+            let file = match &command.config {
+                Some(path) => settings::file_layer(path)?,
+                None => settings::Layer::default(),
+            };
+            let env = settings::env_layer(std::env::vars())?;
+            let report = match settings::resolve_output(file, env, command.flags.clone())? {
+                Output::DuckDb(path) => {
+                    pipeline::batch::session_fact(&mut DuckDb::open(&path)?, date)?
+                }
+                Output::BigQuery(options) => pipeline::batch::session_fact(
+                    &mut BigQuery::open(&options).context("cannot open the BigQuery warehouse")?,
+                    date,
+                )?,
+            };
             println!(
                 "pipeline batch session-fact {date}: {} sessions, {} rewritten",
                 report.sessions, report.rewritten

@@ -16,8 +16,9 @@ pipeline: music-analytics events into the star schema
 
 USAGE: pipeline run [OPTIONS] (--kafka-brokers HOSTS | --input DIR)
        pipeline report [--duckdb PATH]     rows per table and headline analytics
-       pipeline batch session-fact --date YYYY-MM-DD [--duckdb PATH]
-                                           recompute a day's session facts (idempotent)
+       pipeline batch session-fact --date YYYY-MM-DD [SINK]
+                                           recompute a day's session facts (idempotent),
+                                           in DuckDB or BigQuery
 
 Source (one of):
       --kafka-brokers HOSTS     consume the four topics as a consumer group
@@ -348,6 +349,11 @@ impl Settings {
             quiet: s.quiet.unwrap_or(false),
         })
     }
+}
+
+/// The sink alone, every layer applied: for batch jobs, which read no source.
+pub fn resolve_output(file: Layer, env: Layer, flags: Layer) -> Result<Output> {
+    output(&file.over(env).over(flags))
 }
 
 /// The sink the layers choose, checked: BigQuery needs a staging location, and settings

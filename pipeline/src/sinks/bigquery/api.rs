@@ -9,6 +9,8 @@ use gcp_bigquery_client::Client;
 use gcp_bigquery_client::error::BQError;
 use gcp_bigquery_client::model::dataset::Dataset;
 use gcp_bigquery_client::model::error_proto::ErrorProto;
+use gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters;
+use gcp_bigquery_client::model::get_query_results_response::GetQueryResultsResponse;
 use gcp_bigquery_client::model::job::Job;
 use gcp_bigquery_client::model::query_request::QueryRequest;
 use gcp_bigquery_client::model::query_response::{QueryResponse, ResultSet};
@@ -100,6 +102,27 @@ impl std::fmt::Debug for Api {
         f.debug_struct("Api")
             .field("project", &self.project)
             .finish()
+    }
+}
+
+/// Where the next page of a query's rows is.
+struct NextPage {
+    job: String,
+    location: Option<String>,
+    token: String,
+}
+
+impl NextPage {
+    /// The page after one that came with `token`, if the token says there is one.
+    fn after(job: &str, location: &Option<String>, token: &Option<String>) -> Option<NextPage> {
+        token
+            .as_ref()
+            .filter(|t| !t.is_empty())
+            .map(|token| NextPage {
+                job: job.to_owned(),
+                location: location.clone(),
+                token: token.clone(),
+            })
     }
 }
 
@@ -378,8 +401,69 @@ impl Api {
         }
     }
 
+    /// Runs a query and returns every row (all pages), `columns` text cells each.
+    pub fn rows(
+        &self,
+        doing: &str,
+        sql: &str,
+        columns: usize,
+    ) -> Result<Vec<Vec<Option<String>>>, PipelineError> {
+        let (mut result, mut next) = self.query_page(doing, sql)?;
+        let mut rows = Vec::new();
+        loop {
+            while result.next_row() {
+                let row = (0..columns)
+                    .map(|i| result.get_string(i))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| PipelineError::BigQuery {
+                        message: format!("{doing}: unexpected answer: {e}"),
+                        retryable: false,
+                    })?;
+                rows.push(row);
+            }
+            let Some(page) = next else {
+                return Ok(rows);
+            };
+            let answer =
+                self.results_page(doing, &page.job, page.location.clone(), Some(page.token))?;
+            next = NextPage::after(&page.job, &page.location, &answer.page_token);
+            result = ResultSet::new_from_get_query_results_response(answer);
+        }
+    }
+
+    /// One page of a finished query job's rows.
+    fn results_page(
+        &self,
+        doing: &str,
+        id: &str,
+        location: Option<String>,
+        page_token: Option<String>,
+    ) -> Result<GetQueryResultsResponse, PipelineError> {
+        self.retrying(doing, || async {
+            let parameters = GetQueryResultsParameters {
+                location: location.clone(),
+                page_token: page_token.clone(),
+                ..Default::default()
+            };
+            self.client
+                .job()
+                .get_query_results(&self.project, id, parameters)
+                .await
+                .map_err(Failure::from)
+        })
+    }
+
     /// Runs a query or script in GoogleSQL and returns its first page of rows.
     pub fn query(&self, doing: &str, sql: &str) -> Result<ResultSet, PipelineError> {
+        self.query_page(doing, sql).map(|(page, _)| page)
+    }
+
+    /// The first page of a query's rows, and the next page if there is one.
+    fn query_page(
+        &self,
+        doing: &str,
+        sql: &str,
+    ) -> Result<(ResultSet, Option<NextPage>), PipelineError> {
         let response: QueryResponse = self.retrying(doing, || async {
             let mut request = QueryRequest::new(sql);
             request.use_legacy_sql = false;
@@ -403,23 +487,18 @@ impl Api {
                 retryable: false,
             })?;
             self.wait_for_job(doing, &id, reference.location.as_deref())?;
-            let results = self.retrying(doing, || async {
-                self.client
-                    .job()
-                    .get_query_results(
-                        &self.project,
-                        &id,
-                        gcp_bigquery_client::model::get_query_results_parameters::GetQueryResultsParameters {
-                            location: reference.location.clone(),
-                            ..Default::default()
-                        },
-                    )
-                    .await
-                    .map_err(Failure::from)
-            })?;
-            return Ok(ResultSet::new_from_get_query_results_response(results));
+            let results = self.results_page(doing, &id, reference.location.clone(), None)?;
+            let next = NextPage::after(&id, &reference.location, &results.page_token);
+            return Ok((
+                ResultSet::new_from_get_query_results_response(results),
+                next,
+            ));
         }
-        Ok(ResultSet::new_from_query_response(response))
+        let reference = response.job_reference.clone().unwrap_or_default();
+        let next = reference
+            .job_id
+            .and_then(|id| NextPage::after(&id, &reference.location, &response.page_token));
+        Ok((ResultSet::new_from_query_response(response), next))
     }
 }
 

@@ -23,6 +23,7 @@ use self::api::Api;
 pub use self::api::{Auth, Retry};
 use super::{Batch, Offsets, STATE_FORMAT, Sink, Staging, decode_state, encode_state, fnv1a};
 use crate::error::PipelineError;
+use crate::transforms::Output;
 use crate::transforms::arrow::record_batches;
 use crate::transforms::state::State;
 
@@ -174,16 +175,23 @@ impl BigQuery {
         Ok(())
     }
 
-    fn write_batch(&self, batch: &Batch<'_>) -> Result<(), PipelineError> {
-        let tables = record_batches(&batch.output.tables)
+    /// Stages, loads and merges `output`'s tables and, for a streaming batch, its
+    /// offsets and state too, in one transaction.
+    fn merge_batch(
+        &self,
+        id: &str,
+        output: &Output,
+        streaming: Option<&Batch<'_>>,
+    ) -> Result<(), PipelineError> {
+        let tables = record_batches(&output.tables)
             .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
         // Staging tables are the batch's own, so that instances and retries never meet.
-        let suffix = format!("{:016x}", fnv1a(&format!("{}/{}", self.instance, batch.id)));
+        let suffix = format!("{:016x}", fnv1a(&format!("{}/{id}", self.instance)));
         let stage_name = |table: &str| format!("_stage_{table}_{suffix}");
         let mut staged = Vec::new();
         let mut script = String::from("BEGIN TRANSACTION;\n");
         for (table, rows) in &tables {
-            let uri = self.staging.put(table.name, batch.id, rows)?;
+            let uri = self.staging.put(table.name, id, rows)?;
             let fields =
                 serde_json::from_str(&schema::bigquery::json_schema(table)).map_err(|e| {
                     PipelineError::Bug(format!("generated schema of {}: {e}", table.name))
@@ -197,26 +205,30 @@ impl BigQuery {
             script.push('\n');
             staged.push((uri, stage, table_schema(fields)?));
         }
-        for (name, rows, merge) in [
-            (
-                OFFSETS_TABLE,
-                offsets_batch(batch.offsets)?,
-                "MERGE `{target}` T USING `{source}` S ON T.topic = S.topic AND T.kafka_partition = S.kafka_partition\n\
+        let bookkeeping = match streaming {
+            Some(Batch { offsets, state, .. }) => vec![
+                (
+                    OFFSETS_TABLE,
+                    offsets_batch(offsets)?,
+                    "MERGE `{target}` T USING `{source}` S ON T.topic = S.topic AND T.kafka_partition = S.kafka_partition\n\
                  WHEN MATCHED THEN UPDATE SET next_offset = S.next_offset\n\
                  WHEN NOT MATCHED THEN INSERT (topic, kafka_partition, next_offset) VALUES (S.topic, S.kafka_partition, S.next_offset);",
-            ),
-            (
-                STATE_TABLE,
-                self.state_batch(batch.state)?,
-                "MERGE `{target}` T USING `{source}` S ON T.instance = S.instance\n\
+                ),
+                (
+                    STATE_TABLE,
+                    self.state_batch(state)?,
+                    "MERGE `{target}` T USING `{source}` S ON T.instance = S.instance\n\
                  WHEN MATCHED THEN UPDATE SET format = S.format, state = S.state\n\
                  WHEN NOT MATCHED THEN INSERT (instance, format, state) VALUES (S.instance, S.format, S.state);",
-            ),
-        ] {
+                ),
+            ],
+            None => Vec::new(),
+        };
+        for (name, rows, merge) in bookkeeping {
             if rows.num_rows() == 0 {
                 continue;
             }
-            let uri = self.staging.put(&format!("_{name}"), batch.id, &rows)?;
+            let uri = self.staging.put(&format!("_{name}"), id, &rows)?;
             let stage = stage_name(name);
             script.push_str(
                 &merge
@@ -228,8 +240,7 @@ impl BigQuery {
         }
         script.push_str("COMMIT TRANSACTION;");
         self.load(&staged)?;
-        self.api
-            .query(&format!("merge batch {}", batch.id), &script)?;
+        self.api.query(&format!("merge batch {id}"), &script)?;
         // The batch is in; leftover staging tables cost storage, not correctness.
         let drops: String = staged
             .iter()
@@ -253,26 +264,30 @@ impl BigQuery {
         .map_err(|e| PipelineError::Bug(format!("the checkpoint batch: {e}")))
     }
 
-    /// Rows of a query, one `Vec` of text cells each.
-    fn rows(
+    /// Rows of a query, one `Vec` of text cells each, every page.
+    pub(crate) fn rows(
         &self,
         doing: &str,
         sql: &str,
         columns: usize,
     ) -> Result<Vec<Vec<Option<String>>>, PipelineError> {
-        let mut result = self.api.query(doing, sql)?;
-        let mut rows = Vec::new();
-        while result.next_row() {
-            let row = (0..columns)
-                .map(|i| result.get_string(i))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| PipelineError::BigQuery {
-                    message: format!("{doing}: unexpected answer: {e}"),
-                    retryable: false,
-                })?;
-            rows.push(row);
-        }
-        Ok(rows)
+        self.api.rows(doing, sql, columns)
+    }
+
+    /// `sql` with each `{table}` of the warehouse replaced by its qualified name.
+    pub(crate) fn qualify(&self, sql: &str) -> String {
+        TABLES.iter().fold(sql.to_owned(), |sql, table| {
+            sql.replace(&format!("{{{}}}", table.name), &self.qualified(table.name))
+        })
+    }
+
+    /// Merges rows alone, in one transaction: for batch jobs, which move no offsets.
+    /// Their staging files are named after the time, as a batch job is not replayed.
+    pub fn upsert(&mut self, output: &Output) -> Result<(), PipelineError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        self.merge_batch(&format!("upsert-{now}"), output, None)
     }
 }
 
@@ -331,7 +346,7 @@ impl Sink for BigQuery {
     }
 
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError> {
-        self.write_batch(batch)
+        self.merge_batch(batch.id, batch.output, Some(batch))
     }
 
     fn describe(&self) -> String {
