@@ -526,23 +526,29 @@ fn fault_run(
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
-        let after = Duration::from_millis(100 + (state >> 33) % 600);
+        let after = Duration::from_millis((state >> 33) % 400);
         let log = work.join(format!("fault-{kill}.log"));
-        let mut child = spawn_pipeline(pipeline, &log, &args)?;
-        // The clock starts when the group has handed out the partitions.
-        let joined = Instant::now();
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("the group assigned partitions")
-        {
-            if joined.elapsed() > Duration::from_secs(60) || child.try_wait()?.is_some() {
+        let mut listening = args.to_vec();
+        listening.extend(["--listen", "127.0.0.1:0"]);
+        let mut child = spawn_pipeline(pipeline, &log, &listening)?;
+        // The clock starts when this run has written its first batch, so that every
+        // kill lands while it is consuming.
+        let started = Instant::now();
+        loop {
+            let written = metrics_port(&log)
+                .and_then(|port| metric(port, "pipeline_batches_total"))
+                .unwrap_or(0.0);
+            if written >= 1.0 {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(90) || child.try_wait()?.is_some() {
                 let _ = child.kill();
                 bail!(
-                    "the pipeline got no partitions within a minute; read {}",
+                    "the pipeline wrote no batch within 90 s; read {}",
                     log.display()
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
         std::thread::sleep(after);
         let exited = child.try_wait()?.is_some();
@@ -558,7 +564,7 @@ fn fault_run(
             })
             .unwrap_or(0);
         println!(
-            "  kill {kill}: {after:.1?} after it joined{}; the warehouse then held offsets summing to {stored} of {produced}",
+            "  kill {kill}: {after:.1?} after its first batch{}; the warehouse then held offsets summing to {stored} of {produced}",
             if exited {
                 " (it had already finished)"
             } else {
@@ -577,4 +583,30 @@ fn fault_run(
         },
         |()| true,
     ))
+}
+
+/// The port of a pipeline's metrics endpoint, once its log names it.
+fn metrics_port(log: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let address = text.split("serving http://").nth(1)?.split('/').next()?;
+    address.rsplit(':').next()?.parse().ok()
+}
+
+/// The sum of a metric's series on a pipeline's `/metrics`.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let values: Vec<f64> = response
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
 }
