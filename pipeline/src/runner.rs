@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::error::PipelineError;
 use crate::metrics::Metrics;
-use crate::sinks::{Batch, DeadLetterTopics, Sink, fnv1a};
+use crate::sinks::{Batch, Checkpoint, DeadLetterTopics, Sink, fnv1a};
 use crate::sources::{BatchLimits, Polled, Source};
 use crate::transforms::{Config, Message, Output, Stats, Transformer};
 
@@ -54,7 +54,16 @@ pub struct Runner<S, K> {
     dead_letter_topics: Option<DeadLetterTopics>,
     /// When the current run began.
     started: Instant,
+    /// How often the state and offsets are checkpointed; zero is every batch.
+    checkpoint_every: Duration,
+    last_checkpoint: Instant,
+    /// Next offsets of the partitions that moved since the last checkpoint.
+    uncheckpointed: BTreeMap<(String, i32), i64>,
 }
+
+/// The default time between checkpoints: a checkpoint writes the whole transformation
+/// state, which grows with the users seen (hundreds of MB for a million).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 /// How often consumer lag is measured: it asks the brokers.
 const LAG_EVERY: Duration = Duration::from_secs(10);
@@ -81,7 +90,18 @@ impl<S: Source, K: Sink> Runner<S, K> {
             metrics: Arc::new(Metrics::default()),
             dead_letter_topics: None,
             started: Instant::now(),
+            checkpoint_every: CHECKPOINT_EVERY,
+            last_checkpoint: Instant::now(),
+            uncheckpointed: BTreeMap::new(),
         })
+    }
+
+    /// Checkpoints at most this often (zero: with every batch). Between checkpoints,
+    /// batches write rows only and offsets are not committed to the source; a restart
+    /// reads again from the last checkpoint and rewrites the same rows.
+    pub fn with_checkpoint_every(mut self, every: Duration) -> Runner<S, K> {
+        self.checkpoint_every = every;
+        self
     }
 
     /// Also sends every dead letter to `<topic>.dlq` on Kafka.
@@ -114,14 +134,16 @@ impl<S: Source, K: Sink> Runner<S, K> {
         let mut idle_since = Instant::now();
         let mut lag_measured: Option<Instant> = None;
         self.metrics.set_ready(true);
-        let result = self.run_loop(
-            until,
-            stop,
-            observer,
-            &mut totals,
-            &mut idle_since,
-            &mut lag_measured,
-        );
+        let result = self
+            .run_loop(
+                until,
+                stop,
+                observer,
+                &mut totals,
+                &mut idle_since,
+                &mut lag_measured,
+            )
+            .and_then(|()| self.checkpoint_if_behind(&mut totals));
         self.metrics.set_ready(false);
         result.map(|()| totals)
     }
@@ -207,10 +229,9 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 .map(|((topic, partition), (_, next))| (topic, partition, next))
                 .collect();
             let committing = Instant::now();
-            self.write(&id, &output, &offsets, totals)?;
+            self.write(&id, &output, &offsets, false, totals)?;
             totals.busy = self.started.elapsed();
             let commit = committing.elapsed();
-            self.source.commit(&offsets)?;
             self.metrics
                 .batch(&by_topic, skipped, &output, began.elapsed(), commit);
             observer.on_batch(totals, &output.stats, began.elapsed());
@@ -218,27 +239,55 @@ impl<S: Source, K: Sink> Runner<S, K> {
         Ok(())
     }
 
+    /// Writes a batch, with a checkpoint when one is due or `checkpoint` asks for one,
+    /// and then commits the checkpointed offsets to the source.
     fn write(
         &mut self,
         id: &str,
         output: &Output,
         offsets: &[(String, i32, i64)],
+        checkpoint: bool,
         totals: &mut Totals,
     ) -> Result<(), PipelineError> {
         if let Some(topics) = &self.dead_letter_topics {
             topics.send(&output.tables.dead_letters)?;
         }
+        let mut moved = self.uncheckpointed.clone();
+        for (topic, partition, next) in offsets {
+            moved.insert((topic.clone(), *partition), *next);
+        }
+        let due = checkpoint || self.last_checkpoint.elapsed() >= self.checkpoint_every;
+        let committed: Vec<(String, i32, i64)> = if due {
+            moved
+                .iter()
+                .map(|((topic, partition), next)| (topic.clone(), *partition, *next))
+                .collect()
+        } else {
+            Vec::new()
+        };
         self.sink.write(&Batch {
             id,
             output,
-            offsets,
-            state: self.transformer.state(),
+            checkpoint: due.then(|| Checkpoint {
+                offsets: &committed,
+                state: self.transformer.state(),
+            }),
         })?;
         for (topic, partition, next) in offsets {
             self.next.insert((topic.clone(), *partition), *next);
         }
+        if due {
+            self.uncheckpointed.clear();
+            self.last_checkpoint = Instant::now();
+            self.source.commit(&committed)?;
+        } else {
+            self.uncheckpointed = moved;
+        }
         totals.stats.add(&output.stats);
-        totals.batches += 1;
+        // A checkpoint alone is not a batch.
+        if !offsets.is_empty() || output.tables.row_count() > 0 {
+            totals.batches += 1;
+        }
         totals.rows += output.tables.row_count() as u64;
         Ok(())
     }
@@ -259,7 +308,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
             .map(|(key, next)| (key.clone(), (*next, *next)))
             .collect();
         let id = format!("final-{}", batch_id(&ends));
-        self.write(&id, &output, &[], totals)?;
+        self.write(&id, &output, &[], true, totals)?;
         self.metrics.batch(
             &BTreeMap::new(),
             0,
@@ -269,6 +318,23 @@ impl<S: Source, K: Sink> Runner<S, K> {
         );
         observer.on_batch(totals, &output.stats, began.elapsed());
         Ok(())
+    }
+}
+
+impl<S: Source, K: Sink> Runner<S, K> {
+    /// On the way out after a stop: checkpoints what was written since the last one, so
+    /// that the next start need not read it again.
+    fn checkpoint_if_behind(&mut self, totals: &mut Totals) -> Result<(), PipelineError> {
+        if self.uncheckpointed.is_empty() {
+            return Ok(());
+        }
+        let ends: BTreeMap<(String, i32), (i64, i64)> = self
+            .uncheckpointed
+            .iter()
+            .map(|(key, next)| (key.clone(), (*next, *next)))
+            .collect();
+        let id = format!("checkpoint-{}", batch_id(&ends));
+        self.write(&id, &Output::default(), &[], true, totals)
     }
 }
 

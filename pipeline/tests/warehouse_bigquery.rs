@@ -17,7 +17,7 @@ use std::time::Duration;
 use pipeline::batch::session_fact;
 use pipeline::runner::{Observer, Runner, Totals, Until};
 use pipeline::sinks::bigquery::{Auth, BigQueryOptions, Retry};
-use pipeline::sinks::{Batch, BigQuery, DuckDb, Sink};
+use pipeline::sinks::{Batch, BigQuery, Checkpoint, DuckDb, Sink};
 use pipeline::sources::BatchLimits;
 use pipeline::sources::files::Files;
 use pipeline::transforms::arrow::record_batches;
@@ -157,8 +157,10 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
             .write(&Batch {
                 id: "replay",
                 output: &output,
-                offsets: &replay,
-                state: transformer.state(),
+                checkpoint: Some(Checkpoint {
+                    offsets: &replay,
+                    state: transformer.state(),
+                }),
             })
             .unwrap();
         snapshots.push(bigquery_tables(emulator, "warehouse"));
@@ -197,8 +199,10 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
         .write(&Batch {
             id: "failing",
             output: &output,
-            offsets: &failing,
-            state: transformer.state(),
+            checkpoint: Some(Checkpoint {
+                offsets: &failing,
+                state: transformer.state(),
+            }),
         })
         .unwrap_err();
     assert!(error.to_string().contains(last), "{error}");

@@ -156,8 +156,12 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
     let crashed_arg = crashed.to_str().unwrap();
     let small = ["--batch-max-messages", "150"];
     // Three rounds: each is killed (-9) once it has written a few more batches, wherever
-    // it then is: polling, transforming or inside the warehouse's transaction.
-    for (round, after_batches) in [3, 5, 2].into_iter().enumerate() {
+    // it then is: polling, transforming or inside the warehouse's transaction. They
+    // checkpoint with every batch, every few batches (so a restart rewrites rows written
+    // after the checkpoint) and every batch again.
+    for (round, (after_batches, every_ms)) in
+        [(3, "0"), (5, "15"), (2, "0")].into_iter().enumerate()
+    {
         let port = xtask::kafka::free_port_pair();
         let listen = format!("127.0.0.1:{port}");
         let mut child = spawn(
@@ -168,6 +172,8 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
                 crashed_arg,
                 "--listen",
                 &listen,
+                "--checkpoint-every-ms",
+                every_ms,
             ])
             .args(small)
             .stderr(Stdio::null()),

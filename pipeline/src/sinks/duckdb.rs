@@ -7,7 +7,7 @@ use std::path::Path;
 use duckdb::{Connection, params};
 use warehouse::schema;
 
-use super::{Batch, Offsets, STATE_FORMAT, Sink, decode_state, encode_state};
+use super::{Batch, Checkpoint, Offsets, STATE_FORMAT, Sink, decode_state, encode_state};
 use crate::error::PipelineError;
 use crate::transforms::Output;
 use crate::transforms::arrow::record_batches;
@@ -110,17 +110,19 @@ impl DuckDb {
             .transpose()
     }
 
-    /// Writes one batch's rows, the offsets it consumed up to and the state after it,
-    /// in one transaction.
+    /// Writes one batch's rows and, when given, the checkpoint (offsets consumed up to
+    /// and the state after it), in one transaction.
     pub fn write(
         &mut self,
         output: &Output,
-        offsets: &[(String, i32, i64)],
-        state: &State,
+        checkpoint: Option<&Checkpoint<'_>>,
     ) -> Result<(), PipelineError> {
+        let Some(Checkpoint { offsets, state }) = checkpoint else {
+            return self.upsert(output);
+        };
         let state = encode_state(state)?;
         self.transaction(output, |tx, fail| {
-            for (topic, partition, next) in offsets {
+            for (topic, partition, next) in offsets.iter() {
                 tx.execute(
                     "INSERT OR REPLACE INTO pipeline_offsets VALUES (?, ?, ?)",
                     params![topic, partition, next],
@@ -205,7 +207,7 @@ impl Sink for DuckDb {
     }
 
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError> {
-        DuckDb::write(self, batch.output, batch.offsets, batch.state)
+        DuckDb::write(self, batch.output, batch.checkpoint.as_ref())
     }
 
     fn describe(&self) -> String {

@@ -30,7 +30,16 @@ pub struct Batch<'a> {
     /// Names the batch after the offsets it consumed: the same input, the same name.
     pub id: &'a str,
     pub output: &'a Output,
-    /// The next offset to read per partition after this batch.
+    /// Written with the rows, in the same transaction, every so often: where to resume.
+    pub checkpoint: Option<Checkpoint<'a>>,
+}
+
+/// Where the pipeline resumes after a restart: rows written after a checkpoint are
+/// derived again from the same input and rewritten unchanged, since every write is an
+/// upsert and the transformation is a function of its input and state.
+#[derive(Debug)]
+pub struct Checkpoint<'a> {
+    /// The next offset to read per partition, for those that moved since the last one.
     pub offsets: &'a [(String, i32, i64)],
     /// The transformation state after this batch.
     pub state: &'a State,
@@ -42,7 +51,8 @@ pub trait Sink: std::fmt::Debug {
     fn offsets(&mut self) -> Result<Offsets, PipelineError>;
     /// The transformation state stored with the last batch, if any.
     fn state(&mut self) -> Result<Option<State>, PipelineError>;
-    /// Writes the batch; when this returns `Ok` it is durable.
+    /// Writes the batch, and its checkpoint if it has one; when this returns `Ok` it is
+    /// durable.
     fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError>;
     /// Where the rows go, for logs.
     fn describe(&self) -> String;

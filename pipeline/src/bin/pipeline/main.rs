@@ -206,7 +206,8 @@ fn drive<S: Source, K: Sink>(
     stop: &AtomicBool,
     dead_letters: Option<DeadLetterTopics>,
 ) -> Result<Totals> {
-    let mut runner = Runner::new(source, sink, settings.transform.clone(), settings.limits)?;
+    let mut runner = Runner::new(source, sink, settings.transform.clone(), settings.limits)?
+        .with_checkpoint_every(settings.checkpoint_every);
     if let Some(topics) = dead_letters {
         runner = runner.with_dead_letter_topics(topics);
     }

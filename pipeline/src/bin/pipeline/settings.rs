@@ -44,6 +44,9 @@ Options:
       --batch-max-messages N    cut a micro-batch at N messages (default 50000)
       --batch-max-bytes N       ... or at N bytes (default 33554432)
       --batch-max-ms N          ... or after N milliseconds (default 1000)
+      --checkpoint-every-ms N   write the state and offsets at most every N ms (default
+                                10000; 0: with every batch); a restart re-reads from the
+                                last checkpoint and rewrites the same rows
       --session-timeout-s N     a session closes N seconds after its last event (default 1800)
       --retention-s N           closed sessions are remembered N seconds (default 7200)
       --exit-when-idle-s N      close every session and exit once caught up (no lag) and
@@ -80,6 +83,7 @@ pub struct Layer {
     pub batch_max_messages: Option<usize>,
     pub batch_max_bytes: Option<usize>,
     pub batch_max_ms: Option<u64>,
+    pub checkpoint_every_ms: Option<u64>,
     pub session_timeout_s: Option<i64>,
     pub retention_s: Option<i64>,
     pub exit_when_idle_s: Option<u64>,
@@ -117,6 +121,7 @@ impl Layer {
             batch_max_messages: other.batch_max_messages.or(self.batch_max_messages),
             batch_max_bytes: other.batch_max_bytes.or(self.batch_max_bytes),
             batch_max_ms: other.batch_max_ms.or(self.batch_max_ms),
+            checkpoint_every_ms: other.checkpoint_every_ms.or(self.checkpoint_every_ms),
             session_timeout_s: other.session_timeout_s.or(self.session_timeout_s),
             retention_s: other.retention_s.or(self.retention_s),
             exit_when_idle_s: other.exit_when_idle_s.or(self.exit_when_idle_s),
@@ -206,6 +211,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             "--batch-max-messages" => f.batch_max_messages = parsed!(),
             "--batch-max-bytes" => f.batch_max_bytes = parsed!(),
             "--batch-max-ms" => f.batch_max_ms = parsed!(),
+            "--checkpoint-every-ms" => f.checkpoint_every_ms = parsed!(),
             "--session-timeout-s" => f.session_timeout_s = parsed!(),
             "--retention-s" => f.retention_s = parsed!(),
             "--exit-when-idle-s" => f.exit_when_idle_s = parsed!(),
@@ -263,6 +269,7 @@ pub struct Settings {
     pub topics: Vec<(EventKind, String)>,
     pub kafka_settings: Vec<(String, String)>,
     pub limits: pipeline::sources::BatchLimits,
+    pub checkpoint_every: std::time::Duration,
     pub transform: pipeline::transforms::Config,
     pub exit_when_idle: Option<std::time::Duration>,
     pub listen: Option<String>,
@@ -328,6 +335,10 @@ impl Settings {
                 .into_iter()
                 .collect(),
             limits,
+            checkpoint_every: s.checkpoint_every_ms.map_or(
+                pipeline::runner::CHECKPOINT_EVERY,
+                std::time::Duration::from_millis,
+            ),
             transform: pipeline::transforms::Config {
                 session_timeout_ms: positive(
                     "session_timeout_s",

@@ -21,7 +21,9 @@ use warehouse::schema::{self, ColumnType, TABLES, Table};
 
 use self::api::Api;
 pub use self::api::{Auth, Retry};
-use super::{Batch, Offsets, STATE_FORMAT, Sink, Staging, decode_state, encode_state, fnv1a};
+use super::{
+    Batch, Checkpoint, Offsets, STATE_FORMAT, Sink, Staging, decode_state, encode_state, fnv1a,
+};
 use crate::error::PipelineError;
 use crate::transforms::Output;
 use crate::transforms::arrow::record_batches;
@@ -175,8 +177,8 @@ impl BigQuery {
         Ok(())
     }
 
-    /// Stages, loads and merges `output`'s tables and, for a streaming batch, its
-    /// offsets and state too, in one transaction.
+    /// Stages, loads and merges `output`'s tables and, for a streaming batch with a
+    /// checkpoint, its offsets and state too, in one transaction.
     fn merge_batch(
         &self,
         id: &str,
@@ -206,7 +208,10 @@ impl BigQuery {
             staged.push((uri, stage, table_schema(fields)?));
         }
         let bookkeeping = match streaming {
-            Some(Batch { offsets, state, .. }) => vec![
+            Some(Batch {
+                checkpoint: Some(Checkpoint { offsets, state }),
+                ..
+            }) => vec![
                 (
                     OFFSETS_TABLE,
                     offsets_batch(offsets)?,
@@ -222,7 +227,7 @@ impl BigQuery {
                  WHEN NOT MATCHED THEN INSERT (instance, format, state) VALUES (S.instance, S.format, S.state);",
                 ),
             ],
-            None => Vec::new(),
+            _ => Vec::new(),
         };
         for (name, rows, merge) in bookkeeping {
             if rows.num_rows() == 0 {
