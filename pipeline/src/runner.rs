@@ -302,12 +302,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
         let output = self.transformer.finish();
         // Named after where every partition stands, so a rerun of the same end has the
         // same name.
-        let ends: BTreeMap<(String, i32), (i64, i64)> = self
-            .next
-            .iter()
-            .map(|(key, next)| (key.clone(), (*next, *next)))
-            .collect();
-        let id = format!("final-{}", batch_id(&ends));
+        let id = position_id("final", &self.next);
         self.write(&id, &output, &[], true, totals)?;
         self.metrics.batch(
             &BTreeMap::new(),
@@ -328,14 +323,18 @@ impl<S: Source, K: Sink> Runner<S, K> {
         if self.uncheckpointed.is_empty() {
             return Ok(());
         }
-        let ends: BTreeMap<(String, i32), (i64, i64)> = self
-            .uncheckpointed
-            .iter()
-            .map(|(key, next)| (key.clone(), (*next, *next)))
-            .collect();
-        let id = format!("checkpoint-{}", batch_id(&ends));
+        let id = position_id("checkpoint", &self.uncheckpointed);
         self.write(&id, &Output::default(), &[], true, totals)
     }
+}
+
+/// A name for a write that consumed nothing, from where the partitions stand.
+fn position_id(prefix: &str, positions: &BTreeMap<(String, i32), i64>) -> String {
+    let ends: BTreeMap<(String, i32), (i64, i64)> = positions
+        .iter()
+        .map(|(key, next)| (key.clone(), (*next, *next)))
+        .collect();
+    format!("{prefix}-{}", batch_id(&ends))
 }
 
 /// A batch's name from its offset ranges: the first range in full, then how many more and
