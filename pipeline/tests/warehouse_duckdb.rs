@@ -651,3 +651,43 @@ fn two_instances_in_one_group_split_the_partitions_and_together_equal_one() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn standard_input_gives_the_warehouse_the_files_give() {
+    use std::io::Write as _;
+    let dir = temp_dir("stdin");
+    let events = dir.join("events");
+    let mut files = Files::create(&events, false).unwrap();
+    simulate(&mut files, 60, 2, 12, 2.0);
+    drop(files);
+    let from_files = dir.join("files.duckdb");
+    let status = pipeline(&[
+        "--input",
+        events.to_str().unwrap(),
+        "--duckdb",
+        from_files.to_str().unwrap(),
+    ])
+    .status()
+    .unwrap();
+    assert!(status.success());
+
+    // What `simulator --stdout` writes: every kind interleaved, one event a line.
+    let mut memory = simulator::sinks::Memory::default();
+    simulate(&mut memory, 60, 2, 12, 2.0);
+    let from_stdin = dir.join("stdin.duckdb");
+    let mut child = spawn(
+        pipeline(&["--input", "-", "--duckdb", from_stdin.to_str().unwrap()]).stdin(Stdio::piped()),
+    );
+    {
+        let mut stdin = child.0.stdin.take().unwrap();
+        for (_, _, json) in &memory.events {
+            stdin.write_all(json).unwrap();
+            stdin.write_all(b"\n").unwrap();
+        }
+    }
+    assert!(child.0.wait().unwrap().success());
+    let (a, b) = (warehouse_at(&from_files), warehouse_at(&from_stdin));
+    assert!(a.rows("session_fact").len() > 20);
+    assert_same_rows(&b.text(), &a.text());
+    std::fs::remove_dir_all(dir).unwrap();
+}

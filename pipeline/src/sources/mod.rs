@@ -3,6 +3,7 @@
 
 pub mod files;
 pub mod kafka;
+pub mod stdin;
 
 use std::time::Duration;
 

@@ -14,6 +14,7 @@ use pipeline::sinks::{BigQuery, DeadLetterTopics, DuckDb, Sink};
 use pipeline::sources::Source;
 use pipeline::sources::files::Files;
 use pipeline::sources::kafka::{Kafka, KafkaOptions};
+use pipeline::sources::stdin::Stdin;
 use pipeline::transforms::Stats;
 
 use crate::settings::{Input, Output, Settings, USAGE};
@@ -138,6 +139,14 @@ fn consume<K: Sink>(sink: K, settings: &Settings, stop: &AtomicBool) -> Result<T
         .exit_when_idle
         .map_or(Until::Stopped, Until::IdleFor);
     Ok(match &settings.input {
+        Input::Stdin => {
+            let source = Stdin::new(
+                Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin())),
+                &settings.topics,
+            );
+            announce(settings, &sink, "standard input");
+            drive(source, sink, settings, until, stop, None)?
+        }
         Input::Files(dir) => {
             let source = Files::open(dir, &settings.topics)?;
             announce(settings, &sink, &format!("files in {}", dir.display()));

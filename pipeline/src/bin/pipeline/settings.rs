@@ -23,6 +23,7 @@ USAGE: pipeline run [OPTIONS] (--kafka-brokers HOSTS | --input DIR)
 Source (one of):
       --kafka-brokers HOSTS     consume the four topics as a consumer group
       --input DIR               read DIR/<topic>.jsonl(.gz), as the simulator writes them
+      --input -                 read standard input, as `simulator --stdout` writes it
 Sink (one of):
       --duckdb PATH             the warehouse file (default data/warehouse.duckdb)
       --bigquery PROJECT.DATASET
@@ -253,8 +254,13 @@ pub fn file_layer(path: &std::path::Path) -> Result<Layer> {
 }
 
 pub enum Input {
-    Kafka { brokers: String, group: String },
+    Kafka {
+        brokers: String,
+        group: String,
+    },
     Files(PathBuf),
+    /// `--input -`: what `simulator --stdout` writes.
+    Stdin,
 }
 
 pub enum Output {
@@ -290,6 +296,7 @@ impl Settings {
                     .clone()
                     .unwrap_or_else(|| "music-analytics-pipeline".to_owned()),
             },
+            (None, Some(dir)) if dir.as_os_str() == "-" => Input::Stdin,
             (None, Some(dir)) => Input::Files(dir.clone()),
             (None, None) => {
                 bail!("say where events come from: --kafka-brokers HOSTS or --input DIR")
