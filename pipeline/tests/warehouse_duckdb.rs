@@ -215,6 +215,26 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Simulated users' events as files in `dir/events`, run through the pipeline into
+/// `dir/files.duckdb`: the reference warehouse other runs compare with.
+fn files_warehouse(dir: &Path, users: u32) -> PathBuf {
+    let events = dir.join("events");
+    let mut files = Files::create(&events, false).unwrap();
+    simulate(&mut files, users, 2, 12, 2.0);
+    drop(files);
+    let warehouse = dir.join("files.duckdb");
+    let status = pipeline(&[
+        "--input",
+        events.to_str().unwrap(),
+        "--duckdb",
+        warehouse.to_str().unwrap(),
+    ])
+    .status()
+    .unwrap();
+    assert!(status.success());
+    warehouse
+}
+
 /// A scratch broker holding simulated events in three partitions per topic, and the
 /// warehouse a run over the same events as files gives.
 fn kafka_and_files(dir: &Path, name: &str) -> (ScratchBroker, PathBuf) {
@@ -231,21 +251,7 @@ fn kafka_and_files(dir: &Path, name: &str) -> (ScratchBroker, PathBuf) {
     .unwrap();
     simulate(&mut kafka, 100, 2, 12, 2.0);
     drop(kafka);
-    let events = dir.join("events");
-    let mut files = Files::create(&events, false).unwrap();
-    simulate(&mut files, 100, 2, 12, 2.0);
-    drop(files);
-    let from_files = dir.join("files.duckdb");
-    let status = pipeline(&[
-        "--input",
-        events.to_str().unwrap(),
-        "--duckdb",
-        from_files.to_str().unwrap(),
-    ])
-    .status()
-    .unwrap();
-    assert!(status.success());
-    (scratch, from_files)
+    (scratch, files_warehouse(dir, 100))
 }
 
 #[test]
@@ -619,20 +625,7 @@ fn two_instances_in_one_group_split_the_partitions_and_together_equal_one() {
     }
     assert_eq!(consumed.iter().sum::<u64>(), produced, "{consumed:?}");
 
-    let events = dir.join("events");
-    let mut files = Files::create(&events, false).unwrap();
-    simulate(&mut files, 100, 2, 12, 2.0);
-    drop(files);
-    let one = dir.join("one.duckdb");
-    let status = pipeline(&[
-        "--input",
-        events.to_str().unwrap(),
-        "--duckdb",
-        one.to_str().unwrap(),
-    ])
-    .status()
-    .unwrap();
-    assert!(status.success());
+    let one = files_warehouse(&dir, 100);
 
     let (a, b) = (warehouse_at(&instances[0].1), warehouse_at(&instances[1].1));
     assert!(a.rows("session_fact").len() > 20 && b.rows("session_fact").len() > 20);
@@ -656,20 +649,7 @@ fn two_instances_in_one_group_split_the_partitions_and_together_equal_one() {
 fn standard_input_gives_the_warehouse_the_files_give() {
     use std::io::Write as _;
     let dir = temp_dir("stdin");
-    let events = dir.join("events");
-    let mut files = Files::create(&events, false).unwrap();
-    simulate(&mut files, 60, 2, 12, 2.0);
-    drop(files);
-    let from_files = dir.join("files.duckdb");
-    let status = pipeline(&[
-        "--input",
-        events.to_str().unwrap(),
-        "--duckdb",
-        from_files.to_str().unwrap(),
-    ])
-    .status()
-    .unwrap();
-    assert!(status.success());
+    let from_files = files_warehouse(&dir, 60);
 
     // What `simulator --stdout` writes: every kind interleaved, one event a line.
     let mut memory = simulator::sinks::Memory::default();
