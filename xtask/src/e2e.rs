@@ -598,16 +598,8 @@ fn metrics_port(log: &Path) -> Option<u16> {
 
 /// The sum of a metric's series on a pipeline's `/metrics`.
 fn metric(port: u16, name: &str) -> Option<f64> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let values: Vec<f64> = response
+    let (_, body) = xtask::process::http(port, "GET", "/metrics", "").ok()?;
+    let values: Vec<f64> = body
         .lines()
         .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
         .filter_map(|l| l.rsplit(' ').next()?.parse().ok())

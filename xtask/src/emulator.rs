@@ -138,23 +138,8 @@ impl Emulator {
 
     /// One REST call to the emulator: the status code and the body.
     pub fn call(&self, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-        use std::io::{Read, Write};
-        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port))
-            .with_context(|| format!("connecting to the emulator at {}", self.endpoint()))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response)?;
-        let status = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .with_context(|| format!("the emulator answered {method} {path} with no status"))?;
-        let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-        Ok((status, body.to_owned()))
+        process::http(self.port, method, path, body)
+            .with_context(|| format!("calling the emulator at {}", self.endpoint()))
     }
 
     /// Runs GoogleSQL in the emulator's project and returns the whole response; a failed

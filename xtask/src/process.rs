@@ -1,5 +1,6 @@
-//! Background services (the Kafka broker, the BigQuery emulator): their pid files,
-//! liveness, stopping, and the tail of their logs for error messages.
+//! Background services (the Kafka broker, the BigQuery emulator, the pipeline): their
+//! pid files, liveness, stopping, the tail of their logs for error messages, and one
+//! plain HTTP request to their endpoints.
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
@@ -7,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 /// The pid in `pid_file`, if that process is alive.
 pub fn running_pid(pid_file: &Path) -> Option<u32> {
@@ -66,4 +67,26 @@ pub fn tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+/// One HTTP/1.1 request to 127.0.0.1:`port`: the status code and the body. Enough for
+/// the emulator's REST API and the pipeline's `/metrics`, without an HTTP client.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("127.0.0.1:{port} answered {method} {path} with no status"))?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    Ok((status, body.to_owned()))
 }
