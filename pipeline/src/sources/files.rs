@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use flate2::read::MultiGzDecoder;
 use warehouse::raw::EventKind;
 
-use super::{BatchLimits, Polled, Record, Source};
+use super::{BatchLimits, Polled, Record, Source, read_line};
 use crate::error::PipelineError;
 
 struct Input {
@@ -87,20 +87,10 @@ impl Source for Files {
                 if input.done {
                     break;
                 }
-                let mut line = Vec::new();
-                let read = input.reader.read_until(b'\n', &mut line).map_err(|error| {
-                    PipelineError::Input {
-                        path: input.path.display().to_string(),
-                        error,
-                    }
-                })?;
-                if read == 0 {
+                let Some(line) = read_line(&mut input.reader, &input.path.display())? else {
                     input.done = true;
                     break;
-                }
-                if line.last() == Some(&b'\n') {
-                    line.pop();
-                }
+                };
                 bytes += line.len();
                 records.push(Record {
                     kind: input.kind,

@@ -63,3 +63,25 @@ pub trait Source {
         None
     }
 }
+
+/// The next line of `reader` without its newline, or `None` at the end; `place` names
+/// the input in the error (rendered only then: this runs for every line).
+pub(crate) fn read_line(
+    reader: &mut dyn std::io::BufRead,
+    place: &dyn std::fmt::Display,
+) -> Result<Option<Vec<u8>>, PipelineError> {
+    let mut line = Vec::new();
+    let read = reader
+        .read_until(b'\n', &mut line)
+        .map_err(|error| PipelineError::Input {
+            path: place.to_string(),
+            error,
+        })?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(Some(line))
+}

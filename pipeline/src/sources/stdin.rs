@@ -8,7 +8,7 @@ use std::io::BufRead;
 
 use warehouse::raw::EventKind;
 
-use super::{BatchLimits, Polled, Record, Source};
+use super::{BatchLimits, Polled, Record, Source, read_line};
 use crate::error::PipelineError;
 
 pub struct Stdin {
@@ -81,21 +81,10 @@ impl Source for Stdin {
         let mut records = Vec::new();
         let mut bytes = 0;
         while !self.done && records.len() < limits.max_messages && bytes < limits.max_bytes {
-            let mut line = Vec::new();
-            let read =
-                self.reader
-                    .read_until(b'\n', &mut line)
-                    .map_err(|error| PipelineError::Input {
-                        path: "standard input".to_owned(),
-                        error,
-                    })?;
-            if read == 0 {
+            let Some(line) = read_line(&mut self.reader, &"standard input")? else {
                 self.done = true;
                 break;
-            }
-            if line.last() == Some(&b'\n') {
-                line.pop();
-            }
+            };
             let kind = kind_of(&line);
             let slot = kind.index();
             bytes += line.len();
