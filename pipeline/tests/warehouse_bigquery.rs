@@ -10,38 +10,25 @@
 mod common;
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use pipeline::batch::session_fact;
-use pipeline::runner::{Observer, Runner, Totals, Until};
+use pipeline::runner::{Runner, Totals, Until};
 use pipeline::sinks::bigquery::{Auth, BigQueryOptions, Retry};
 use pipeline::sinks::{Batch, BigQuery, Checkpoint, DuckDb, Sink};
 use pipeline::sources::BatchLimits;
 use pipeline::sources::files::Files;
 use pipeline::transforms::arrow::record_batches;
-use pipeline::transforms::{Config, Stats, Transformer};
+use pipeline::transforms::{Config, Transformer};
 use warehouse::raw::EventKind;
 use xtask::emulator::{Emulator, PROJECT, ScratchEmulator};
 
 use common::{
-    assert_same_rows, bigquery_tables, bigquery_tables_except, duckdb_tables, simulated,
-    without_receive_times,
+    Silent, assert_same_rows, bigquery_tables, bigquery_tables_except, duckdb_tables, simulated,
+    temp_dir, without_receive_times,
 };
-
-struct Quiet;
-
-impl Observer for Quiet {
-    fn on_batch(&mut self, _: &Totals, _: &Stats, _: Duration) {}
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pipeline-bq-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn options(emulator: &Emulator, dataset: &str, staging: &Path) -> BigQueryOptions {
     BigQueryOptions {
@@ -99,7 +86,7 @@ fn run_into<K: Sink>(input: &Path, sink: K) -> (Totals, K) {
         .run(
             Until::IdleFor(Duration::ZERO),
             &AtomicBool::new(false),
-            &mut Quiet,
+            &mut Silent,
         )
         .unwrap();
     (totals, runner.into_sink())
@@ -109,7 +96,7 @@ fn run_into<K: Sink>(input: &Path, sink: K) -> (Totals, K) {
 fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothing() {
     let scratch = ScratchEmulator::start("pipeline-bq").unwrap();
     let emulator = scratch.emulator();
-    let dir = temp_dir("same");
+    let dir = temp_dir("bq-same");
     let input = dir.join("input");
     std::fs::create_dir_all(&input).unwrap();
     let messages = input_files(&input);
@@ -216,7 +203,7 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
 
 #[test]
 fn a_bigquery_that_cannot_be_reached_is_a_clear_error() {
-    let dir = temp_dir("unreachable");
+    let dir = temp_dir("bq-unreachable");
     let emulator = Emulator::new(Some(xtask::kafka::free_port_pair()), Some(dir.clone()));
     let error = BigQuery::open(&options(&emulator, "warehouse", &dir.join("staging")))
         .unwrap_err()
@@ -230,7 +217,7 @@ fn a_bigquery_that_cannot_be_reached_is_a_clear_error() {
 fn the_session_fact_job_repairs_bigquery_as_it_repairs_duckdb() {
     let scratch = ScratchEmulator::start("pipeline-bq-batch").unwrap();
     let emulator = scratch.emulator();
-    let dir = temp_dir("batch");
+    let dir = temp_dir("bq-batch");
     let input = dir.join("input");
     std::fs::create_dir_all(&input).unwrap();
     input_files(&input);

@@ -14,28 +14,17 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::{Warehouse, assert_same_rows, duckdb_tables, simulate, without_receive_times};
-use pipeline::runner::{Observer, Runner, Totals, Until};
+use common::{
+    Silent, Warehouse, assert_same_rows, duckdb_tables, simulate, temp_dir, without_receive_times,
+};
+use pipeline::runner::{Runner, Until};
 use pipeline::sinks::DuckDb;
 use pipeline::sources::{BatchLimits, Polled, Record, Source};
-use pipeline::transforms::{Config, Stats};
+use pipeline::transforms::Config;
 use serde::Deserialize;
 use simulator::sinks::{Files, Kafka, KafkaOptions};
 use warehouse::raw::EventKind;
 use xtask::kafka::ScratchBroker;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pipeline-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-struct Quiet;
-
-impl Observer for Quiet {
-    fn on_batch(&mut self, _: &Totals, _: &Stats, _: Duration) {}
-}
 
 #[derive(Deserialize)]
 struct Line {
@@ -99,7 +88,7 @@ fn golden_events_land_in_duckdb_row_for_row() {
     )
     .unwrap();
     let totals = runner
-        .run(Until::Stopped, &AtomicBool::new(false), &mut Quiet)
+        .run(Until::Stopped, &AtomicBool::new(false), &mut Silent)
         .unwrap();
     assert_eq!(totals.stats.consumed, 38);
     let stored = duckdb_tables(runner.sink().connection());
@@ -287,14 +276,7 @@ fn kafka_and_files_give_the_same_warehouse() {
 
 /// GET `path` on the pipeline's HTTP endpoint: (status code, body).
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    let status = response.split_whitespace().nth(1)?.parse().ok()?;
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
-    Some((status, body))
+    xtask::process::http(port, "GET", path, "").ok()
 }
 
 #[test]
@@ -441,7 +423,7 @@ fn the_session_fact_batch_job_repairs_a_day_and_is_idempotent() {
     let sink = DuckDb::open(&path).unwrap();
     let mut runner = Runner::new(source, sink, Config::default(), BatchLimits::default()).unwrap();
     runner
-        .run(Until::Stopped, &AtomicBool::new(false), &mut Quiet)
+        .run(Until::Stopped, &AtomicBool::new(false), &mut Silent)
         .unwrap();
     drop(runner);
     let mut sink = DuckDb::open(&path).unwrap();

@@ -129,3 +129,24 @@ pub fn assert_same_rows(actual: &str, expected: &str) {
     let unexpected: Vec<_> = actual_lines.difference(&expected_lines).take(5).collect();
     panic!("the warehouses differ\nmissing: {missing:#?}\nunexpected: {unexpected:#?}");
 }
+
+/// A fresh folder for one test, named after it and this process.
+pub fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pipeline-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// An observer of runs that reports nothing.
+pub struct Silent;
+
+impl pipeline::runner::Observer for Silent {
+    fn on_batch(
+        &mut self,
+        _: &pipeline::runner::Totals,
+        _: &pipeline::transforms::Stats,
+        _: std::time::Duration,
+    ) {
+    }
+}
