@@ -11,41 +11,18 @@ mod common;
 
 use std::io::Write as _;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use pipeline::batch::session_fact;
-use pipeline::runner::{Runner, Totals, Until};
-use pipeline::sinks::bigquery::{Auth, BigQueryOptions, Retry};
 use pipeline::sinks::{Batch, BigQuery, Checkpoint, DuckDb, Sink};
-use pipeline::sources::BatchLimits;
-use pipeline::sources::files::Files;
 use pipeline::transforms::arrow::record_batches;
 use pipeline::transforms::{Config, Transformer};
 use warehouse::raw::EventKind;
-use xtask::emulator::{Emulator, PROJECT, ScratchEmulator};
+use xtask::emulator::{Emulator, ScratchEmulator};
 
 use common::{
-    Silent, assert_same_rows, bigquery_tables, bigquery_tables_except, duckdb_tables, simulated,
-    temp_dir, without_receive_times,
+    assert_same_rows, bigquery_tables, bigquery_tables_except, duckdb_tables, options, run_into,
+    simulated, temp_dir, without_receive_times,
 };
-
-fn options(emulator: &Emulator, dataset: &str, staging: &Path) -> BigQueryOptions {
-    BigQueryOptions {
-        project: PROJECT.to_owned(),
-        dataset: dataset.to_owned(),
-        location: "US".to_owned(),
-        endpoint: Some(format!("{}/bigquery/v2", emulator.endpoint())),
-        auth: Auth::None,
-        staging: staging.display().to_string(),
-        instance: "test".to_owned(),
-        retry: Retry {
-            attempts: 2,
-            first_delay: Duration::from_millis(10),
-            max_delay: Duration::from_millis(10),
-        },
-    }
-}
 
 /// Simulated events as the simulator's files, one partition per topic, with malformed
 /// lines among them.
@@ -66,30 +43,6 @@ fn input_files(dir: &Path) -> usize {
         }
     }
     count
-}
-
-fn topics() -> Vec<(EventKind, String)> {
-    EventKind::ALL
-        .iter()
-        .map(|k| (*k, k.topic().to_owned()))
-        .collect()
-}
-
-fn run_into<K: Sink>(input: &Path, sink: K) -> (Totals, K) {
-    let limits = BatchLimits {
-        max_messages: 1500,
-        ..BatchLimits::default()
-    };
-    let source = Files::open(input, &topics()).unwrap();
-    let mut runner = Runner::new(source, sink, Config::default(), limits).unwrap();
-    let totals = runner
-        .run(
-            Until::IdleFor(Duration::ZERO),
-            &AtomicBool::new(false),
-            &mut Silent,
-        )
-        .unwrap();
-    (totals, runner.into_sink())
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The generated files under `warehouse/ddl/`, rendered in memory; `cargo xtask codegen`
 //! writes them and `cargo xtask codegen --check` compares them with what is committed.
 
+use crate::analytics::{self, Dialect, KPIS};
 use crate::schema::{TABLES, bigquery, duckdb};
 
 /// One generated file, its path relative to `warehouse/ddl/`.
@@ -29,6 +30,23 @@ pub fn generated_files() -> Vec<GeneratedFile> {
     files.extend(TABLES.iter().map(|table| GeneratedFile {
         path: format!("bigquery/schemas/{}.json", table.name),
         contents: bigquery::json_schema(table),
+    }));
+    files.push(GeneratedFile {
+        path: "duckdb/views.sql".into(),
+        contents: analytics::views_script(Dialect::DuckDb),
+    });
+    files.push(GeneratedFile {
+        path: "bigquery/views.sql".into(),
+        contents: analytics::views_script(Dialect::BigQuery),
+    });
+    // One file per view: its SELECT, which Terraform's `templatefile` turns into a view.
+    files.extend(KPIS.iter().map(|kpi| GeneratedFile {
+        path: format!("bigquery/views/{}.sql", kpi.name),
+        contents: format!(
+            "{}
+",
+            kpi.view_sql(Dialect::BigQuery)
+        ),
     }));
     files
 }

@@ -1,8 +1,9 @@
 //! The single source of truth of music-analytics' data contracts: the raw eventsim
-//! events, the star schema, surrogate keys, and the DDL generated from them.
+//! events, the star schema, surrogate keys, the KPI views, and the DDL generated from them.
 //!
 //! This crate depends on no other crate of the workspace and does no IO.
 
+pub mod analytics;
 pub mod codegen;
 pub mod error;
 pub mod keys;

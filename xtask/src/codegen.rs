@@ -1,5 +1,5 @@
 //! `cargo xtask codegen`: writes, or with `--check` verifies, the files that
-//! `warehouse::codegen` renders.
+//! `warehouse::codegen` renders, and the dashboard map's land cells.
 
 use std::fs;
 
@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use crate::project_root;
 
 pub fn run(check: bool) -> Result<()> {
+    land(check)?;
     let dir = project_root().join("warehouse/ddl");
     let files = warehouse::codegen::generated_files();
     let mut stale = Vec::new();
@@ -78,4 +79,40 @@ fn unexpected_files(
     }
     found.sort();
     Ok(found)
+}
+
+/// Where the dashboard keeps its land cells.
+const LAND: &str = "pipeline/src/dashboard/us_land.txt";
+
+/// The half-degree cells holding an active US ZIP code, as `lat*2,lon*2` pairs (floored)
+/// separated by spaces: the map's background, a silhouette drawn from the data itself.
+fn land_cells() -> String {
+    let mut cells = std::collections::BTreeSet::new();
+    for zip in zipcodes::database() {
+        if !zip.active {
+            continue;
+        }
+        if let (Ok(lat), Ok(lon)) = (zip.lat.parse::<f64>(), zip.long.parse::<f64>()) {
+            cells.insert(((lat * 2.0).floor() as i32, (lon * 2.0).floor() as i32));
+        }
+    }
+    let cells: Vec<String> = cells
+        .iter()
+        .map(|(lat, lon)| format!("{lat},{lon}"))
+        .collect();
+    format!("{}\n", cells.join(" "))
+}
+
+fn land(check: bool) -> Result<()> {
+    let path = project_root().join(LAND);
+    let contents = land_cells();
+    if fs::read_to_string(&path).ok().as_deref() == Some(contents.as_str()) {
+        return Ok(());
+    }
+    if check {
+        bail!("{LAND} is stale\nrun `cargo xtask codegen` and commit the result");
+    }
+    fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+    println!("codegen: wrote {LAND}");
+    Ok(())
 }

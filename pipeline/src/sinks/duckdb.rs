@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use duckdb::{Connection, params};
+use warehouse::analytics::{self, Dialect};
 use warehouse::schema;
 
 use super::{Batch, Checkpoint, Offsets, STATE_FORMAT, Sink, decode_state, encode_state};
@@ -59,7 +60,11 @@ impl DuckDb {
         sink.connection
             .execute_batch(&schema::duckdb::schema_script())
             .and_then(|()| sink.connection.execute_batch(BOOKKEEPING))
-            .map_err(|e| sink.error("cannot create the tables", e))?;
+            .and_then(|()| {
+                sink.connection
+                    .execute_batch(&analytics::views_script(Dialect::DuckDb))
+            })
+            .map_err(|e| sink.error("cannot create the tables and views", e))?;
         Ok(sink)
     }
 

@@ -150,3 +150,61 @@ impl pipeline::runner::Observer for Silent {
     ) {
     }
 }
+
+/// The sink settings of a dataset in the emulator, staging in a local folder, with short
+/// retries.
+pub fn options(
+    emulator: &xtask::emulator::Emulator,
+    dataset: &str,
+    staging: &std::path::Path,
+) -> pipeline::sinks::bigquery::BigQueryOptions {
+    pipeline::sinks::bigquery::BigQueryOptions {
+        project: xtask::emulator::PROJECT.to_owned(),
+        dataset: dataset.to_owned(),
+        location: "US".to_owned(),
+        endpoint: Some(format!("{}/bigquery/v2", emulator.endpoint())),
+        auth: pipeline::sinks::bigquery::Auth::None,
+        staging: staging.display().to_string(),
+        instance: "test".to_owned(),
+        retry: pipeline::sinks::bigquery::Retry {
+            attempts: 2,
+            first_delay: std::time::Duration::from_millis(10),
+            max_delay: std::time::Duration::from_millis(10),
+        },
+    }
+}
+
+/// Every topic under its default name.
+pub fn topics() -> Vec<(EventKind, String)> {
+    EventKind::ALL
+        .iter()
+        .map(|k| (*k, k.topic().to_owned()))
+        .collect()
+}
+
+/// Runs the files of `input` into `sink` to the end, in batches of 1,500 messages.
+pub fn run_into<K: pipeline::sinks::Sink>(
+    input: &std::path::Path,
+    sink: K,
+) -> (pipeline::runner::Totals, K) {
+    let limits = pipeline::sources::BatchLimits {
+        max_messages: 1500,
+        ..pipeline::sources::BatchLimits::default()
+    };
+    let source = pipeline::sources::files::Files::open(input, &topics()).unwrap();
+    let mut runner = pipeline::runner::Runner::new(
+        source,
+        sink,
+        pipeline::transforms::Config::default(),
+        limits,
+    )
+    .unwrap();
+    let totals = runner
+        .run(
+            pipeline::runner::Until::IdleFor(std::time::Duration::ZERO),
+            &AtomicBool::new(false),
+            &mut Silent,
+        )
+        .unwrap();
+    (totals, runner.into_sink())
+}

@@ -171,7 +171,7 @@ fn quoted_list(names: &[&str]) -> String {
 }
 
 /// A GoogleSQL double-quoted string literal.
-fn string_literal(text: &str) -> String {
+pub(crate) fn string_literal(text: &str) -> String {
     let mut literal = String::with_capacity(text.len() + 2);
     literal.push('"');
     for ch in text.chars() {

@@ -67,7 +67,7 @@ pub fn schema_script() -> String {
 }
 
 /// A SQL single-quoted string literal.
-fn string_literal(text: &str) -> String {
+pub(crate) fn string_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 

@@ -3,7 +3,7 @@
 //! with the consumed offsets and the checkpoint, in one multi-statement transaction: a
 //! replayed batch changes nothing, and a failed one leaves no trace and is not committed.
 
-mod api;
+pub(crate) mod api;
 
 use std::sync::Arc;
 
@@ -17,6 +17,7 @@ use gcp_bigquery_client::model::table::Table as BqTable;
 use gcp_bigquery_client::model::table_reference::TableReference;
 use gcp_bigquery_client::model::table_schema::TableSchema;
 use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
+use warehouse::analytics::{self, Dialect, KPIS};
 use warehouse::schema::{self, ColumnType, TABLES, Table};
 
 use self::api::Api;
@@ -66,22 +67,30 @@ impl std::fmt::Debug for BigQuery {
     }
 }
 
+/// A client of the options' project, with a runtime of its own.
+pub(crate) fn connect(
+    options: &BigQueryOptions,
+) -> Result<(Api, Arc<tokio::runtime::Runtime>), PipelineError> {
+    let runtime = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| PipelineError::Bug(format!("cannot start a runtime: {e}")))?,
+    );
+    let api = Api::connect(
+        &options.project,
+        options.endpoint.as_deref(),
+        &options.auth,
+        Arc::clone(&runtime),
+    )?
+    .with_retry(options.retry);
+    Ok((api, runtime))
+}
+
 impl BigQuery {
     /// Connects, and creates the dataset and any missing table from the warehouse schema.
     pub fn open(options: &BigQueryOptions) -> Result<BigQuery, PipelineError> {
-        let runtime = Arc::new(
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| PipelineError::Bug(format!("cannot start a runtime: {e}")))?,
-        );
-        let api = Api::connect(
-            &options.project,
-            options.endpoint.as_deref(),
-            &options.auth,
-            Arc::clone(&runtime),
-        )?
-        .with_retry(options.retry);
+        let (api, runtime) = connect(options)?;
         let staging = Staging::open(&options.staging, runtime)?;
         let sink = BigQuery {
             api,
@@ -96,6 +105,14 @@ impl BigQuery {
                 tracing::info!(table = table.name, "creating the BigQuery table");
                 sink.api.create_table(sink.table_definition(table)?)?;
             }
+        }
+        // Views are cheap to replace, and replacing keeps them those of this version.
+        let project_dataset = sink.qualified("");
+        let project_dataset = project_dataset.trim_end_matches('.');
+        for kpi in KPIS {
+            let sql = analytics::instantiate(&kpi.create_view(Dialect::BigQuery), project_dataset);
+            sink.api
+                .query(&format!("creating the view {}", kpi.name), &sql)?;
         }
         for (name, schema) in [
             (OFFSETS_TABLE, offsets_schema()),
