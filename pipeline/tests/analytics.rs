@@ -3,6 +3,7 @@
 //! emulator, and every KPI, read for all time, a quarter, a month, a date range and an
 //! empty month, must equal `tests/data/analytics/expected.txt`, whose values were worked
 //! out by hand from the sessions below (no file here is written by the code it checks).
+//! Then the dashboard drawn from them opens in real headless Chromium.
 
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
@@ -178,6 +179,95 @@ fn duckdb_kpi_views_give_the_hand_computed_values() {
         labels,
         ["all", "2026-Q2", "2026-Q1", "2026-04", "2026-03", "2026-02"]
     );
+}
+
+/// The opening tag of the element whose `data-kpi` is `kpi`, in a serialized DOM.
+fn card<'a>(dom: &'a str, kpi: &str) -> &'a str {
+    let at = dom
+        .find(&format!("data-kpi=\"{kpi}\""))
+        .unwrap_or_else(|| panic!("no card for {kpi}"));
+    let start = dom[..at].rfind('<').unwrap();
+    let end = at + dom[at..].find('>').unwrap();
+    &dom[start..=end]
+}
+
+fn attribute<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let at = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+    Some(&tag[at..at + tag[at..].find('"')?])
+}
+
+#[test]
+fn the_dashboard_draws_every_kpi_in_headless_chromium() {
+    let dir = temp_dir("analytics-dashboard");
+    write_events(&dir);
+    let (_, sink) = run_into(&dir, DuckDb::open(&dir.join("w.duckdb")).unwrap());
+    let mut kpis = DuckDbKpis::new(sink.connection().try_clone().unwrap(), "w.duckdb");
+    let snapshot = Snapshot::read(&mut kpis, None).unwrap();
+    let page = dir.join("dashboard.html");
+    std::fs::write(&page, pipeline::dashboard::render(&snapshot, "now", None)).unwrap();
+    let url = format!("file://{}", page.display());
+
+    // Marks each chart must draw from the golden data: one per tile, bar, cell or circle.
+    let all_time = [
+        ("kpi_listens", 1),
+        ("kpi_hours_listened", 1),
+        ("kpi_session_listening_time", 1),
+        ("kpi_active_users_30d", 1),
+        ("kpi_top_artists", 5),
+        ("kpi_top_states", 4),
+        ("kpi_listens_by_level", 2),
+        ("kpi_paid_free_users_mom", 6),
+        ("kpi_listens_monthly", 3),
+        ("kpi_users_per_state_monthly", 7),
+        ("kpi_listening_cities", 4),
+    ];
+    let april = [
+        ("kpi_top_artists", 5),
+        ("kpi_top_states", 3),
+        ("kpi_paid_free_users_mom", 2),
+        ("kpi_listens_monthly", 1),
+        ("kpi_users_per_state_monthly", 3),
+        ("kpi_listening_cities", 3),
+    ];
+    for (address, period, marks) in [
+        (url.clone(), "all", &all_time[..]),
+        (format!("{url}#2026-04"), "2026-04", &april[..]),
+    ] {
+        let loaded = xtask::browser::load(&address, &dir.join("chromium")).unwrap();
+        assert!(
+            loaded.console.is_empty(),
+            "the page wrote to the console: {:#?}",
+            loaded.console
+        );
+        let html = card(&loaded.dom, "kpi_listens");
+        assert!(html.contains("data-points"), "{html}");
+        let root = &loaded.dom[..loaded.dom.find("<head").unwrap()];
+        assert!(!root.contains("data-errors"), "errors: {root}");
+        let body = &loaded.dom[loaded.dom.find("<body").unwrap()..];
+        let body = &body[..body.find('>').unwrap()];
+        assert_eq!(attribute(body, "data-rendered"), Some("true"), "{body}");
+        assert_eq!(attribute(body, "data-period"), Some(period), "{body}");
+        for (kpi, expected) in marks {
+            let tag = card(&loaded.dom, kpi);
+            assert_eq!(
+                attribute(tag, "data-points"),
+                Some(expected.to_string().as_str()),
+                "{kpi} in {period}: {tag}"
+            );
+        }
+    }
+    assert_eq!(
+        snapshot.periods.len(),
+        6,
+        "the page offers all, 2 quarters and 3 months"
+    );
+
+    // The picture is kept for people (CI uploads it); that it was taken is all that is
+    // checked of it.
+    let png = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard.png");
+    xtask::browser::screenshot(&url, &png, 1440, 1250, &dir.join("chromium")).unwrap();
+    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+    println!("dashboard screenshot: {}", png.display());
 }
 
 #[test]

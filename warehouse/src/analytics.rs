@@ -48,10 +48,11 @@ impl Dialect {
         }
     }
 
-    fn text(self, expression: &str) -> String {
+    /// A column as text under its own name (dates as `YYYY-MM-DD` in both dialects).
+    fn text(self, column: &str) -> String {
         match self {
-            Dialect::DuckDb => format!("CAST({expression} AS VARCHAR)"),
-            Dialect::BigQuery => format!("CAST({expression} AS STRING)"),
+            Dialect::DuckDb => format!("CAST({column} AS VARCHAR) AS {column}"),
+            Dialect::BigQuery => format!("CAST({column} AS STRING) AS {column}"),
         }
     }
 }
@@ -158,17 +159,17 @@ impl Period {
         }
     }
 
-    fn from_literal(&self) -> String {
+    fn first_day_literal(&self) -> String {
         date_literal(self.from)
     }
 
-    fn to_literal(&self) -> String {
+    fn last_day_literal(&self) -> String {
         date_literal(self.to)
     }
 
     /// The first day of the month of the period's start, so that a period starting
     /// mid-month keeps that month in monthly KPIs.
-    fn from_month_literal(&self) -> String {
+    fn first_month_literal(&self) -> String {
         let (y, m, _) = civil_from_days(self.from);
         date_literal(days_from_civil(y, m, 1))
     }
@@ -288,16 +289,16 @@ fn month_columns(d: Dialect) -> String {
 fn in_period(column: &str, period: &Period) -> String {
     format!(
         "{column} BETWEEN {} AND {}",
-        period.from_literal(),
-        period.to_literal()
+        period.first_day_literal(),
+        period.last_day_literal()
     )
 }
 
 fn months_in_period(period: &Period) -> String {
     format!(
         "month_start BETWEEN {} AND {}",
-        period.from_month_literal(),
-        period.to_literal()
+        period.first_month_literal(),
+        period.last_day_literal()
     )
 }
 

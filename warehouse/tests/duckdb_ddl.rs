@@ -139,3 +139,30 @@ fn duckdb_exports_the_arrow_types_sinks_write() {
 mod arrow_schema_types {
     pub use duckdb::arrow::datatypes::{DataType, Schema};
 }
+
+#[test]
+fn kpi_views_are_created_twice_with_their_descriptions_and_answer_on_empty_tables() {
+    use warehouse::analytics::{self, Dialect, KPIS, Period};
+    let conn = warehouse();
+    for _ in 0..2 {
+        conn.execute_batch(&analytics::views_script(Dialect::DuckDb))
+            .unwrap();
+    }
+    for kpi in KPIS {
+        let comment: Option<String> = conn
+            .query_row(
+                "SELECT comment FROM duckdb_views() WHERE view_name = ?",
+                [kpi.name],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(comment.as_deref(), Some(kpi.description), "{}", kpi.name);
+        let sql = kpi.query_sql(Dialect::DuckDb, &Period::parse("2026-Q1").unwrap());
+        let mut statement = conn.prepare(&sql).unwrap();
+        statement.query([]).unwrap();
+        assert_eq!(statement.column_count(), kpi.columns.len(), "{sql}");
+        for (i, (name, _)) in kpi.columns.iter().enumerate() {
+            assert_eq!(statement.column_name(i).unwrap(), name, "{sql}");
+        }
+    }
+}

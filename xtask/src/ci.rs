@@ -118,6 +118,12 @@ fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
             "maven",
             "it fetches the Kafka broker's jars",
         ),
+        (
+            "chromium",
+            "--version",
+            "chromium",
+            "the dashboard's test opens the page in it, headless",
+        ),
     ];
     let mut missing = Vec::new();
     for (tool, flag, package, why) in tools {

@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: the main job on the embedded default. Simulates users, streams
-//! their events through the pipeline into a DuckDB file and prints what landed.
+//! their events through the pipeline into a DuckDB file, prints what landed and draws
+//! the dashboard.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -19,6 +20,7 @@ pub struct Demo {
     pub days: u32,
     pub seed: u64,
     pub out: PathBuf,
+    pub dashboard: PathBuf,
 }
 
 impl Default for Demo {
@@ -28,6 +30,7 @@ impl Default for Demo {
             days: 7,
             seed: 1,
             out: PathBuf::from("data/warehouse.duckdb"),
+            dashboard: PathBuf::from("data/dashboard.html"),
         }
     }
 }
@@ -97,19 +100,29 @@ pub fn run(demo: &Demo) -> Result<()> {
         .run()
         .context("the report failed")
     })?;
+    let dashboard = &demo.dashboard;
+    step(5, "draw the dashboard", || {
+        nested_cargo(cmd!(
+            sh,
+            "{cargo} run --quiet -p pipeline -- dashboard --duckdb {out} --out {dashboard}"
+        ))
+        .run()
+        .context("the dashboard failed; its message is above")
+    })?;
     println!(
-        "\ndemo: done in {:.0?}. The warehouse is {} — open it with any DuckDB client, e.g.\n  duckdb {} \"SELECT * FROM session_fact LIMIT 5\"",
+        "\ndemo: done in {:.0?}. The warehouse is {} — open it with any DuckDB client, e.g.\n  duckdb {} \"SELECT * FROM kpi_top_artists LIMIT 5\"\nThe dashboard is {} — open it in a browser (it needs no network).",
         began.elapsed(),
         project_root().join(out).display(),
-        out.display()
+        out.display(),
+        project_root().join(dashboard).display(),
     );
     Ok(())
 }
 
 fn step(n: u32, what: &str, run: impl FnOnce() -> Result<()>) -> Result<()> {
-    println!("\ndemo [{n}/4] {what}");
+    println!("\ndemo [{n}/5] {what}");
     let began = Instant::now();
     run().with_context(|| format!("demo step {n} ({what})"))?;
-    println!("demo [{n}/4] done in {:.1?}", began.elapsed());
+    println!("demo [{n}/5] done in {:.1?}", began.elapsed());
     Ok(())
 }

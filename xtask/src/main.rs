@@ -3,6 +3,7 @@
 mod bench;
 mod ci;
 mod codegen;
+mod dashboard;
 mod demo;
 mod e2e;
 mod tidy;
@@ -19,8 +20,9 @@ const HELP: &str = "\
 cargo xtask <command>
 
 Commands:
-  codegen [--check]   Write the generated DDL and schemas under warehouse/ddl/;
-                      with --check, fail instead if any of them is stale.
+  codegen [--check]   Write the generated DDL, schemas and KPI views under
+                      warehouse/ddl/ and the dashboard map's land cells; with --check,
+                      fail instead if any of them is stale.
   kafka start|stop|status [--port N] [--state-dir DIR]
                       A real single-node Kafka broker (KRaft) on 127.0.0.1, from
                       Maven Central's jars (fetched once). Default port 9092; the
@@ -35,7 +37,17 @@ Commands:
   demo [--users N] [--days D] [--seed S] [--out PATH]
                       The main job, embedded: simulate (default 2,000 users, 7 days,
                       seed 1), stream through the pipeline into DuckDB (default
-                      data/warehouse.duckdb) and print what landed.
+                      data/warehouse.duckdb), print what landed and draw the
+                      dashboard (data/dashboard.html).
+  dashboard [--duckdb PATH | --bigquery PROJECT.DATASET [--emulator]] [--out FILE]
+            [--period P]... [--screenshot PNG]
+                      The KPIs as one self-contained HTML page (default
+                      data/dashboard.html from data/warehouse.duckdb): every period
+                      with data, or the given ones (all, 2026-Q1, 2026-01,
+                      2026-01-05..2026-01-11). --bigquery reads BigQuery with
+                      application-default credentials (or --bigquery-auth MODE);
+                      --emulator reads the local emulator instead. --screenshot
+                      also saves a picture from headless Chromium.
   e2e [--users N] [--days D] [--seed S]
                       End to end against a real broker and the BigQuery emulator:
                       simulate (default 500 users, 5 days, seed 7) into Kafka with
@@ -50,8 +62,9 @@ Commands:
                       The full environment in the background: the broker, the
                       BigQuery emulator, the simulator in real time (default 1,000
                       users at 60x) and the pipeline into DuckDB (data/live.duckdb) and
-                      into the emulator, with /metrics on ports 9464 and 9465. Prints
-                      where everything is. (--docker and --gcp need the infra files.)
+                      into the emulator, with /metrics and the live /dashboard on ports
+                      9464 and 9465. Prints where everything is. (--docker and --gcp
+                      need the infra files.)
   down                Stops everything `up` started.
   ci                  Every check CI runs: fmt, clippy, codegen --check, all tests,
                       e2e. Installs missing toolchain components first.
@@ -186,6 +199,32 @@ fn run() -> Result<()> {
                 }
             }
             e2e::run(&e2e)
+        }
+        "dashboard" => {
+            let mut dashboard = dashboard::Dashboard::default();
+            while let Some(arg) = args.next()? {
+                match arg {
+                    lexopt::Arg::Long(
+                        flag @ ("duckdb" | "bigquery" | "bigquery-endpoint" | "bigquery-auth"),
+                    ) => {
+                        let flag = format!("--{flag}");
+                        dashboard.source.push(flag);
+                        dashboard.source.push(args.value()?.string()?);
+                    }
+                    lexopt::Arg::Long("emulator") => {
+                        dashboard.source.extend(dashboard::emulator_flags());
+                    }
+                    lexopt::Arg::Long("out") => dashboard.out = args.value()?.into(),
+                    lexopt::Arg::Long("period") => {
+                        dashboard.periods.push(args.value()?.string()?);
+                    }
+                    lexopt::Arg::Long("screenshot") => {
+                        dashboard.screenshot = Some(args.value()?.into());
+                    }
+                    other => bail!("dashboard: {}", other.unexpected()),
+                }
+            }
+            dashboard::run(&dashboard)
         }
         "demo" => {
             let mut demo = demo::Demo::default();

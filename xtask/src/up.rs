@@ -116,6 +116,7 @@ pub fn up(up: &Up) -> Result<()> {
         "\nup: running.
   Kafka                  {bootstrap} (topics listen_events, page_view_events, auth_events, status_change_events; dead letters <topic>.dlq)
   BigQuery emulator      {endpoint}, dataset {PROJECT}.live
+  dashboard (live)       http://127.0.0.1:9464/dashboard (from DuckDB), http://127.0.0.1:9465/dashboard (from the emulator); they reload every 15 s
   pipeline -> DuckDB     metrics http://127.0.0.1:9464/metrics; warehouse {live} (DuckDB lets one process at a time open it: stop with `cargo xtask down` to query it)
   pipeline -> BigQuery   metrics http://127.0.0.1:9465/metrics
   logs and pid files     {dir}

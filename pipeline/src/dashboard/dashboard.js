@@ -40,13 +40,13 @@ function empty(chart) {
 // Horizontal bars: one row per item, its label and value.
 function bars(chart, rows, label, value, color) {
   if (rows.length === 0) return empty(chart);
-  const width = 420, rowHeight = 30, left = 130, right = 56;
+  const width = 420, rowHeight = 30, left = 140, right = 56;
   const box = svg(chart, width, rows.length * rowHeight + 4);
   const max = Math.max(...rows.map((r) => r[value]), 1);
   rows.forEach((r, i) => {
     const y = i * rowHeight + 4;
     const w = Math.max(2, ((width - left - right) * r[value]) / max);
-    el("text", { x: left - 8, y: y + 17, "text-anchor": "end" }, box, truncate(String(r[label]), 18));
+    el("text", { x: left - 8, y: y + 17, "text-anchor": "end" }, box, truncate(String(r[label]), 17));
     el("rect", { x: left, y: y + 3, width: w, height: rowHeight - 10, rx: 3, fill: color, class: "mark" }, box);
     el("text", { x: left + w + 6, y: y + 17, class: "muted" }, box, number.format(r[value]));
   });
@@ -102,7 +102,7 @@ const charts = {
 
   kpi_listens_by_level(chart, rows) {
     if (rows.length === 0) return empty(chart);
-    const width = 420, height = 150;
+    const width = 420, height = 90;
     const box = svg(chart, width, height);
     let x = 0;
     for (const [level, listens, percent] of rows) {
@@ -111,10 +111,10 @@ const charts = {
       if (w > 60) {
         el("text", { x: x + 10, y: 54, style: "font-size:18px;font-weight:600;fill:#fff" }, box, `${oneDecimal.format(percent)}%`);
       }
-      el("text", { x: x + 2, y: 100, class: "muted" }, box, `${level}: ${number.format(listens)} listens`);
       x += w;
     }
-    legend(chart, rows.map((r) => [r[0], levelColor(r[0])]));
+    legend(chart, rows.map(([level, listens, percent]) =>
+      [`${level}: ${number.format(listens)} listens (${oneDecimal.format(percent)}%)`, levelColor(level)]));
     return rows.length;
   },
 
@@ -141,7 +141,8 @@ const charts = {
       });
       el("text", { x: i * slot + slot / 2, y: height - 12, "text-anchor": "middle" }, box, month.slice(0, 7));
     });
-    legend(chart, levels.map((l) => [`${l} users (label: change on the month before)`, levelColor(l)]));
+    legend(chart, levels.map((l) => [`${l} users`, levelColor(l)]));
+    html("p", "legend", chart, "Labels: change on the month before.");
     return marks;
   },
 
@@ -210,7 +211,7 @@ const charts = {
       const at = project(lat, lon);
       if (!at) continue;
       const circle = el("circle", {
-        cx: at[0].toFixed(1), cy: at[1].toFixed(1), r: (3 + 24 * Math.sqrt(listens / max)).toFixed(1),
+        cx: at[0].toFixed(1), cy: at[1].toFixed(1), r: (2.5 + 16 * Math.sqrt(listens / max)).toFixed(1),
         fill: "rgba(224, 128, 58, 0.45)", stroke: "#c0611c", "stroke-width": 1, class: "mark",
       }, box);
       el("title", {}, circle, `${city}, ${state}: ${number.format(listens)} listens`);

@@ -2,10 +2,14 @@
 //! all inside) drawn from a [`Snapshot`] of the KPIs, so it opens offline from a file or
 //! is served live by the running pipeline.
 
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use warehouse::analytics::KPIS;
 
-use crate::analytics::{PeriodAnswers, Snapshot};
+use crate::analytics::{KpiSource, PeriodAnswers, Snapshot};
+use crate::error::PipelineError;
 
 const PAGE: &str = include_str!("page.html");
 const STYLE: &str = include_str!("dashboard.css");
@@ -60,6 +64,62 @@ pub fn render(snapshot: &Snapshot, generated_at: &str, refresh_seconds: Option<u
         .replace("/*LAND*/", LAND.trim())
         .replace("/*SCRIPT*/", SCRIPT)
         .replace("/*DATA*/", &json)
+}
+
+/// The time now, as the page shows when it was drawn: `2026-11-25 21:55 UTC`.
+pub fn now_utc() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let t = warehouse::time::DateTimeParts::from_epoch_millis(millis);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+        t.year, t.month, t.day, t.hour, t.minute
+    )
+}
+
+/// The page a running pipeline serves at `/dashboard`: read again at most every
+/// `max_age`, and reloading itself as often, so that it follows the warehouse.
+pub struct Live {
+    source: Mutex<Box<dyn KpiSource + Send>>,
+    cache: Mutex<Option<(Instant, String)>>,
+    max_age: Duration,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
+impl Live {
+    pub fn new(source: Box<dyn KpiSource + Send>, max_age: Duration) -> Live {
+        Live {
+            source: Mutex::new(source),
+            cache: Mutex::new(None),
+            max_age,
+        }
+    }
+
+    /// The page, read afresh when the last one is older than `max_age`.
+    pub fn page(&self) -> Result<String, PipelineError> {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((at, page)) = cache.as_ref()
+            && at.elapsed() < self.max_age
+        {
+            return Ok(page.clone());
+        }
+        let snapshot = {
+            let mut source = self.source.lock().unwrap_or_else(|p| p.into_inner());
+            Snapshot::read(source.as_mut(), None)?
+        };
+        let refresh = u32::try_from(self.max_age.as_secs().max(1)).unwrap_or(u32::MAX);
+        let page = render(&snapshot, &now_utc(), Some(refresh));
+        *cache = Some((Instant::now(), page.clone()));
+        Ok(page)
+    }
 }
 
 #[cfg(test)]

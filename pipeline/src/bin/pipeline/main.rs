@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use pipeline::analytics::{BigQueryKpis, DuckDbKpis, Snapshot};
+use pipeline::dashboard::Live;
 use pipeline::runner::{Observer, Runner, Totals, Until};
 use pipeline::sinks::{BigQuery, DeadLetterTopics, DuckDb, Sink};
 use pipeline::sources::Source;
@@ -16,6 +18,7 @@ use pipeline::sources::files::Files;
 use pipeline::sources::kafka::{Kafka, KafkaOptions};
 use pipeline::sources::stdin::Stdin;
 use pipeline::transforms::Stats;
+use warehouse::analytics::Period;
 
 use crate::settings::{Input, Output, Settings, USAGE};
 
@@ -40,6 +43,11 @@ fn run() -> Result<i32> {
         && let Some(extra) = command.rest.first()
     {
         bail!("unexpected argument {extra:?}; see --help");
+    }
+    if command.name.as_deref() != Some("dashboard")
+        && (command.out.is_some() || !command.periods.is_empty())
+    {
+        bail!("--out and --period belong to `pipeline dashboard`");
     }
     match command.name.as_deref() {
         Some("run") => {}
@@ -79,8 +87,14 @@ fn run() -> Result<i32> {
             );
             return Ok(0);
         }
+        Some("dashboard") => {
+            dashboard(&command)?;
+            return Ok(0);
+        }
         Some(other) => {
-            bail!("unknown command {other:?}; expected run, report or batch (see --help)")
+            bail!(
+                "unknown command {other:?}; expected run, report, dashboard or batch (see --help)"
+            )
         }
         None => unreachable!("checked above"),
     }
@@ -104,13 +118,33 @@ fn run() -> Result<i32> {
         .context("cannot install the signal handler")?;
     }
 
+    // The live dashboard reads through a connection of its own.
+    let serving = settings.listen.is_some();
     let totals = match &settings.output {
-        Output::DuckDb(path) => consume(DuckDb::open(path)?, &settings, &stop)?,
-        Output::BigQuery(options) => consume(
-            BigQuery::open(options).context("cannot open the BigQuery warehouse")?,
-            &settings,
-            &stop,
-        )?,
+        Output::DuckDb(path) => {
+            let sink = DuckDb::open(path)?;
+            let live = if serving {
+                let connection = sink
+                    .connection()
+                    .try_clone()
+                    .context("a second connection to the warehouse, for the dashboard")?;
+                let source = DuckDbKpis::new(connection, &path.display().to_string());
+                Some(Live::new(Box::new(source), LIVE_MAX_AGE))
+            } else {
+                None
+            };
+            consume(sink, &settings, &stop, live)?
+        }
+        Output::BigQuery(options) => {
+            let sink = BigQuery::open(options).context("cannot open the BigQuery warehouse")?;
+            let live = if serving {
+                let source = BigQueryKpis::open(options)?;
+                Some(Live::new(Box::new(source), LIVE_MAX_AGE))
+            } else {
+                None
+            };
+            consume(sink, &settings, &stop, live)?
+        }
     };
     let s = &totals.stats;
     tracing::info!(
@@ -133,8 +167,72 @@ fn run() -> Result<i32> {
     Ok(0)
 }
 
+/// `pipeline dashboard`: every KPI for every period with data (or the `--period`s given)
+/// into one self-contained HTML page.
+fn dashboard(command: &settings::Command) -> Result<()> {
+    let began = Instant::now();
+    let file = match &command.config {
+        Some(path) => settings::file_layer(path)?,
+        None => settings::Layer::default(),
+    };
+    let env = settings::env_layer(std::env::vars())?;
+    let periods = if command.periods.is_empty() {
+        None
+    } else {
+        Some(
+            command
+                .periods
+                .iter()
+                .map(|p| Period::parse(p))
+                .collect::<Result<Vec<_>, _>>()?,
+        )
+    };
+    let snapshot = match settings::resolve_reader(file, env, command.flags.clone())? {
+        Output::DuckDb(path) => {
+            let sink = DuckDb::open(&path).with_context(|| {
+                format!(
+                    "a running pipeline holds {}? It serves the same page at /dashboard",
+                    path.display()
+                )
+            })?;
+            let connection = sink.connection().try_clone()?;
+            Snapshot::read(
+                &mut DuckDbKpis::new(connection, &path.display().to_string()),
+                periods,
+            )?
+        }
+        Output::BigQuery(options) => Snapshot::read(&mut BigQueryKpis::open(&options)?, periods)?,
+    };
+    let out = command
+        .out
+        .clone()
+        .unwrap_or_else(|| "data/dashboard.html".into());
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let page = pipeline::dashboard::render(&snapshot, &pipeline::dashboard::now_utc(), None);
+    std::fs::write(&out, &page).with_context(|| format!("writing {}", out.display()))?;
+    println!(
+        "dashboard: wrote {} ({} KB, {} periods from {}) in {:.1?}",
+        out.display(),
+        page.len() / 1024,
+        snapshot.periods.len(),
+        snapshot.source,
+        began.elapsed()
+    );
+    Ok(())
+}
+
+/// How often the live dashboard reads the warehouse again (and the page reloads).
+const LIVE_MAX_AGE: Duration = Duration::from_secs(15);
+
 /// Runs the configured source into `sink`.
-fn consume<K: Sink>(sink: K, settings: &Settings, stop: &AtomicBool) -> Result<Totals> {
+fn consume<K: Sink>(
+    sink: K,
+    settings: &Settings,
+    stop: &AtomicBool,
+    live: Option<Live>,
+) -> Result<Totals> {
     let until = settings
         .exit_when_idle
         .map_or(Until::Stopped, Until::IdleFor);
@@ -145,12 +243,12 @@ fn consume<K: Sink>(sink: K, settings: &Settings, stop: &AtomicBool) -> Result<T
                 &settings.topics,
             );
             announce(settings, &sink, "standard input");
-            drive(source, sink, settings, until, stop, None)?
+            drive(source, sink, settings, until, stop, None, live)?
         }
         Input::Files(dir) => {
             let source = Files::open(dir, &settings.topics)?;
             announce(settings, &sink, &format!("files in {}", dir.display()));
-            drive(source, sink, settings, until, stop, None)?
+            drive(source, sink, settings, until, stop, None, live)?
         }
         Input::Kafka { brokers, group } => {
             let source = Kafka::connect(KafkaOptions {
@@ -172,7 +270,7 @@ fn consume<K: Sink>(sink: K, settings: &Settings, stop: &AtomicBool) -> Result<T
             } else {
                 None
             };
-            drive(source, sink, settings, until, stop, dead_letters)?
+            drive(source, sink, settings, until, stop, dead_letters, live)?
         }
     })
 }
@@ -214,6 +312,7 @@ fn drive<S: Source, K: Sink>(
     until: Until,
     stop: &AtomicBool,
     dead_letters: Option<DeadLetterTopics>,
+    live: Option<Live>,
 ) -> Result<Totals> {
     let mut runner = Runner::new(source, sink, settings.transform.clone(), settings.limits)?
         .with_checkpoint_every(settings.checkpoint_every);
@@ -221,8 +320,8 @@ fn drive<S: Source, K: Sink>(
         runner = runner.with_dead_letter_topics(topics);
     }
     if let Some(address) = &settings.listen {
-        let bound = pipeline::serve::spawn(address, runner.metrics())?;
-        tracing::info!("serving http://{bound}/metrics, /healthz and /readyz");
+        let bound = pipeline::serve::spawn(address, runner.metrics(), live)?;
+        tracing::info!("serving http://{bound}/metrics, /healthz, /readyz and /dashboard");
     }
     let mut progress = Progress {
         last: Instant::now(),

@@ -1,10 +1,15 @@
 //! `pipeline report`: what a warehouse holds, table by table, and a few headline
-//! analytics, as a quick look after a run.
+//! analytics (the dashboard's KPIs over all time), as a quick look after a run.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use duckdb::{AccessMode, Config, Connection};
+use pipeline::analytics::{Cell, DuckDbKpis, Snapshot};
+use warehouse::analytics::{
+    ACTIVE_USERS_30D, HOURS_LISTENED, KPIS, Kpi, LISTENS, Period, SESSION_LISTENING_TIME,
+    TOP_ARTISTS,
+};
 
 pub fn print(path: &Path) -> Result<()> {
     let config = Config::default()
@@ -32,31 +37,34 @@ pub fn print(path: &Path) -> Result<()> {
         println!("  dead letters: {n} {reason}");
     }
 
-    let (listens, hours, users, sessions, minutes): (i64, f64, i64, i64, f64) = db.query_row(
-        "SELECT
-           (SELECT count(*) FROM event_fact WHERE is_record_valid),
-           (SELECT coalesce(sum(duration), 0) / 3600 FROM event_fact WHERE is_record_valid),
-           (SELECT count(DISTINCT user_id) FROM event_dim WHERE user_id IS NOT NULL),
-           (SELECT count(*) FROM session_fact WHERE is_record_valid),
-           (SELECT coalesce(avg(session_duration), 0) / 60 FROM session_fact WHERE is_record_valid)",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-    )?;
+    // The headline figures are the dashboard's KPIs, so that both always agree.
+    let mut kpis = DuckDbKpis::new(db, &path.display().to_string());
+    let snapshot = Snapshot::read(&mut kpis, Some(vec![Period::all()]))
+        .context("reading the KPI views (a warehouse written by an older pipeline lacks them; run the pipeline on it once)")?;
+    let answers = &snapshot.periods[0].answers;
+    let answer = |kpi: &Kpi| -> &[Vec<Cell>] {
+        KPIS.iter()
+            .position(|k| k.name == kpi.name)
+            .map_or(&[], |i| answers[i].as_slice())
+    };
+    let first = |kpi: &Kpi, column: usize| -> String {
+        answer(kpi)
+            .first()
+            .and_then(|row| row.get(column))
+            .map_or_else(|| "-".to_owned(), Cell::to_string)
+    };
+    let hours: f64 = first(&HOURS_LISTENED, 0).parse().unwrap_or(0.0);
+    let minutes: f64 = first(&SESSION_LISTENING_TIME, 1).parse().unwrap_or(0.0);
     println!(
-        "  {listens} listens, {hours:.0} hours listened, {users} active users, {sessions} sessions ({minutes:.1} minutes on average)"
+        "  {} listens, {hours:.0} hours listened, {} sessions ({minutes:.1} minutes of music each on average), {} users active in the 30 days to {}",
+        first(&LISTENS, 0),
+        first(&SESSION_LISTENING_TIME, 0),
+        first(&ACTIVE_USERS_30D, 1),
+        first(&ACTIVE_USERS_30D, 0),
     );
-    let mut top = db.prepare(
-        "SELECT s.artist, count(*) AS listens
-         FROM event_fact f JOIN song_dim s USING (song_key)
-         WHERE f.is_record_valid
-         GROUP BY s.artist ORDER BY listens DESC, s.artist LIMIT 5",
-    )?;
-    let top: Vec<(String, i64)> = top
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
     println!("  top artists:");
-    for (i, (artist, n)) in top.iter().enumerate() {
-        println!("    {}. {artist} ({n} listens)", i + 1);
+    for (i, row) in answer(&TOP_ARTISTS).iter().enumerate() {
+        println!("    {}. {} ({} listens)", i + 1, row[0], row[1]);
     }
     Ok(())
 }

@@ -16,6 +16,11 @@ pipeline: music-analytics events into the star schema
 
 USAGE: pipeline run [OPTIONS] (--kafka-brokers HOSTS | --input DIR)
        pipeline report [--duckdb PATH]     rows per table and headline analytics
+       pipeline dashboard [SINK] [--out FILE] [--period P]...
+                                           the KPIs as one self-contained HTML page
+                                           (default data/dashboard.html); P is all,
+                                           2026-Q1, 2026-01 or 2026-01-05..2026-01-11
+                                           (default: all, then each quarter and month)
        pipeline batch session-fact --date YYYY-MM-DD [SINK]
                                            recompute a day's session facts (idempotent),
                                            in DuckDB or BigQuery
@@ -52,7 +57,8 @@ Options:
       --retention-s N           closed sessions are remembered N seconds (default 7200)
       --exit-when-idle-s N      close every session and exit once caught up (no lag) and
                                 idle for N seconds
-      --listen ADDR             serve /metrics, /healthz and /readyz, e.g. 0.0.0.0:9464
+      --listen ADDR             serve /metrics, /healthz, /readyz and the live /dashboard,
+                                e.g. 0.0.0.0:9464
       --no-dead-letter-topics   with Kafka, keep dead letters in the warehouse only (by
                                 default they also go to <topic>.dlq)
       --log-format F            text (default) or json, one object a line
@@ -142,6 +148,10 @@ pub struct Command {
     pub rest: Vec<String>,
     /// A batch job's day.
     pub date: Option<String>,
+    /// Where `dashboard` writes its page.
+    pub out: Option<PathBuf>,
+    /// The periods `dashboard` shows, when not every one with data.
+    pub periods: Vec<String>,
     pub config: Option<PathBuf>,
     pub flags: Layer,
     pub help: bool,
@@ -200,6 +210,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
             "--instance" => f.instance = Some(value()?),
             "--config" => command.config = Some(value()?.into()),
             "--date" => command.date = Some(value()?),
+            "--out" => command.out = Some(value()?.into()),
+            "--period" => command.periods.push(value()?),
             "--group" => f.group = Some(value()?),
             "--topic" => {
                 let (k, v) = key_value(&flag, &value()?)?;
@@ -314,7 +326,7 @@ impl Settings {
             };
             topics[slot].1 = name;
         }
-        let output = output(&s)?;
+        let output = output(&s, true)?;
         let defaults = pipeline::sources::BatchLimits::default();
         let positive = |name: &str, v: Option<i64>, default: i64| -> Result<i64> {
             match v {
@@ -371,12 +383,17 @@ impl Settings {
 
 /// The sink alone, every layer applied: for batch jobs, which read no source.
 pub fn resolve_output(file: Layer, env: Layer, flags: Layer) -> Result<Output> {
-    output(&file.over(env).over(flags))
+    output(&file.over(env).over(flags), true)
+}
+
+/// The warehouse the layers choose, to read from: BigQuery needs no staging then.
+pub fn resolve_reader(file: Layer, env: Layer, flags: Layer) -> Result<Output> {
+    output(&file.over(env).over(flags), false)
 }
 
 /// The sink the layers choose, checked: BigQuery needs a staging location, and settings
 /// of one sink given with the other are mistakes.
-fn output(s: &Layer) -> Result<Output> {
+fn output(s: &Layer, writes: bool) -> Result<Output> {
     let Some(target) = &s.bigquery else {
         if let Some(key) = [
             ("staging", s.staging.is_some()),
@@ -404,8 +421,10 @@ fn output(s: &Layer) -> Result<Output> {
     else {
         bail!("bigquery {target:?}: expected PROJECT.DATASET");
     };
-    let Some(staging) = s.staging.clone() else {
-        bail!("BigQuery loads from Parquet staging: add --staging gs://BUCKET/PREFIX");
+    let staging = match s.staging.clone() {
+        Some(staging) => staging,
+        None if !writes => String::new(),
+        None => bail!("BigQuery loads from Parquet staging: add --staging gs://BUCKET/PREFIX"),
     };
     let auth = match &s.bigquery_auth {
         Some(text) => text
