@@ -1,10 +1,12 @@
 //! Reads the KPIs of `warehouse::analytics` out of a warehouse, DuckDB or BigQuery, for
-//! every period worth a look: all time, each quarter and each month that has data.
+//! every period worth a look: all time, each quarter and each month that has data; and
+//! runs the data-quality checks of `warehouse::quality`.
 
 use duckdb::Connection;
 use duckdb::types::Value;
 use serde::Serialize;
 use warehouse::analytics::{self, Dialect, KPIS, Kpi, Period, Type};
+use warehouse::quality::{self, Check, CheckKind};
 
 use crate::error::PipelineError;
 use crate::sinks::bigquery::api::Api;
@@ -47,6 +49,39 @@ pub trait KpiSource {
     fn months(&mut self) -> Result<Vec<(i64, u32)>, PipelineError>;
     /// The KPI's answer over the period.
     fn answer(&mut self, kpi: &Kpi, period: &Period) -> Result<Rows, PipelineError>;
+    /// The one count a query answers, its SQL in this warehouse's dialect (BigQuery's
+    /// with the dataset placeholder).
+    fn count(&mut self, doing: &str, sql: &str) -> Result<u64, PipelineError>;
+    fn dialect(&self) -> Dialect;
+}
+
+/// One data-quality check and what it counted.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    pub check: Check,
+    pub count: u64,
+}
+
+impl Checked {
+    pub fn passed(&self) -> bool {
+        self.check.expect.holds(self.count)
+    }
+}
+
+/// Runs the checks of `kind`, limited to the day `date_key` (YYYYMMDD) where tables are
+/// keyed by day.
+pub fn check(
+    source: &mut dyn KpiSource,
+    kind: CheckKind,
+    date_key: Option<i64>,
+) -> Result<Vec<Checked>, PipelineError> {
+    quality::checks(kind, source.dialect(), date_key)
+        .into_iter()
+        .map(|check| {
+            let count = source.count(&format!("checking {}", check.name), &check.sql)?;
+            Ok(Checked { check, count })
+        })
+        .collect()
 }
 
 /// All time, then the latest quarters and months, newest first.
@@ -187,6 +222,18 @@ impl KpiSource for DuckDbKpis {
         read().map_err(|e| self.error("listing the months with data", &e))
     }
 
+    fn count(&mut self, doing: &str, sql: &str) -> Result<u64, PipelineError> {
+        let count: i64 = self
+            .connection
+            .query_row(sql, [], |r| r.get(0))
+            .map_err(|e| self.error(doing, &e))?;
+        u64::try_from(count).map_err(|_| PipelineError::Bug(format!("{doing}: counted {count}")))
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::DuckDb
+    }
+
     fn answer(&mut self, kpi: &Kpi, period: &Period) -> Result<Rows, PipelineError> {
         let sql = kpi.query_sql(Dialect::DuckDb, period);
         let doing = format!("reading {} for {period}", kpi.name);
@@ -284,6 +331,25 @@ impl KpiSource for BigQueryKpis {
                 }
             })
             .collect()
+    }
+
+    fn count(&mut self, doing: &str, sql: &str) -> Result<u64, PipelineError> {
+        let sql = analytics::instantiate(sql, &self.project_dataset());
+        let rows = self.api.rows(doing, &sql, 1)?;
+        match rows.first().map(|row| row[0].as_deref()) {
+            Some(Some(text)) => text.parse().map_err(|_| PipelineError::BigQuery {
+                message: format!("{doing}: {text:?} is not a count"),
+                retryable: false,
+            }),
+            _ => Err(PipelineError::BigQuery {
+                message: format!("{doing}: no count came back"),
+                retryable: false,
+            }),
+        }
+    }
+
+    fn dialect(&self) -> Dialect {
+        Dialect::BigQuery
     }
 
     fn answer(&mut self, kpi: &Kpi, period: &Period) -> Result<Rows, PipelineError> {

@@ -3,7 +3,8 @@
 //! emulator, and every KPI, read for all time, a quarter, a month, a date range and an
 //! empty month, must equal `tests/data/analytics/expected.txt`, whose values were worked
 //! out by hand from the sessions below (no file here is written by the code it checks).
-//! Then the dashboard drawn from them opens in real headless Chromium.
+//! The data-quality checks pass on them and fail where they must. Then the dashboard
+//! drawn from them opens in real headless Chromium.
 
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
@@ -13,10 +14,11 @@ mod common;
 use std::io::Write as _;
 use std::path::Path;
 
-use pipeline::analytics::{BigQueryKpis, DuckDbKpis, KpiSource, Snapshot};
+use pipeline::analytics::{BigQueryKpis, DuckDbKpis, KpiSource, Snapshot, check};
 use pipeline::sinks::{BigQuery, DuckDb};
 use serde_json::json;
 use warehouse::analytics::Period;
+use warehouse::quality::CheckKind;
 use warehouse::raw::EventKind;
 use xtask::emulator::ScratchEmulator;
 
@@ -105,14 +107,16 @@ fn epoch_ms(start: &str) -> i64 {
         * 1000
 }
 
-/// The sessions as the simulator's files: listens only, each song starting when the one
-/// before it ends.
+/// The sessions as the simulator's files: each song starting when the one before it
+/// ends, with the `NextSong` page view that goes with every listen, as in eventsim.
 fn write_events(dir: &Path) {
     for kind in EventKind::ALL {
         std::fs::File::create(dir.join(format!("{}.jsonl", kind.topic()))).unwrap();
     }
     let mut file = std::fs::File::create(dir.join("listen_events.jsonl")).unwrap();
+    let mut views = std::fs::File::create(dir.join("page_view_events.jsonl")).unwrap();
     let mut lines: Vec<(i64, String)> = Vec::new();
+    let mut view_lines: Vec<(i64, String)> = Vec::new();
     for &(session, user, start, listens) in SESSIONS {
         let (id, first, level, city, zip, state, lat, lon) = user;
         let mut ts = epoch_ms(start);
@@ -126,12 +130,24 @@ fn write_events(dir: &Path) {
                 "registration": 1_767_225_600_000_i64,
             });
             lines.push((ts, event.to_string()));
+            let view = json!({
+                "ts": ts, "sessionId": session, "page": "NextSong", "auth": "Logged In",
+                "method": "PUT", "status": 200, "level": level, "itemInSession": item,
+                "city": city, "zip": zip, "state": state, "userAgent": "Mozilla/5.0",
+                "lon": lon, "lat": lat, "userId": id, "lastName": "Golden",
+                "firstName": first, "gender": "F", "registration": 1_767_225_600_000_i64,
+            });
+            view_lines.push((ts, view.to_string()));
             ts += (*duration as i64) * 1000;
         }
     }
     lines.sort();
+    view_lines.sort();
     for (_, line) in lines {
         writeln!(file, "{line}").unwrap();
+    }
+    for (_, line) in view_lines {
+        writeln!(views, "{line}").unwrap();
     }
 }
 
@@ -165,9 +181,21 @@ fn duckdb_kpi_views_give_the_hand_computed_values() {
     write_events(&dir);
     let path = dir.join("w.duckdb");
     let (totals, sink) = run_into(&dir, DuckDb::open(&path).unwrap());
-    assert_eq!(totals.stats.landed, 17);
+    assert_eq!(totals.stats.landed, 34, "17 listens and their page views");
     let mut kpis = DuckDbKpis::new(sink.connection().try_clone().unwrap(), "w.duckdb");
     pretty_assert(&answers(&mut kpis), &expected());
+    quality_checks_pass_on_data_and_fail_without(&mut kpis);
+    // A song lost from its dimension: its one listen (2 April) no longer resolves.
+    sink.connection()
+        .execute("DELETE FROM song_dim WHERE song = 'Artist G song'", [])
+        .unwrap();
+    let failed: Vec<String> = check(&mut kpis, CheckKind::Keys, Some(20_260_402))
+        .unwrap()
+        .into_iter()
+        .filter(|c| !c.passed())
+        .map(|c| format!("{}: {}", c.check.name, c.count))
+        .collect();
+    assert_eq!(failed, ["event_fact.song_key not in song_dim: 1"]);
     // Every period with data is offered: all time, two quarters, three months.
     let labels: Vec<String> = Snapshot::read(&mut kpis, None)
         .unwrap()
@@ -277,9 +305,44 @@ fn bigquery_kpi_views_give_the_hand_computed_values() {
     write_events(&dir);
     let options = options(scratch.emulator(), "golden", &dir.join("staging"));
     let (totals, _sink) = run_into(&dir, BigQuery::open(&options).unwrap());
-    assert_eq!(totals.stats.landed, 17);
+    assert_eq!(totals.stats.landed, 34, "17 listens and their page views");
     let mut kpis = BigQueryKpis::open(&options).unwrap();
     pretty_assert(&answers(&mut kpis), &expected());
+    quality_checks_pass_on_data_and_fail_without(&mut kpis);
+}
+
+/// Every check passes on a day with sessions (10 February), and the row counts of a
+/// day without any fail on exactly the tables that must have rows.
+fn quality_checks_pass_on_data_and_fail_without(source: &mut dyn KpiSource) {
+    for kind in CheckKind::ALL {
+        for checked in check(source, kind, Some(20_260_210)).unwrap() {
+            assert!(
+                checked.passed(),
+                "{}: {}",
+                checked.check.name,
+                checked.count
+            );
+        }
+    }
+    let sessions = check(source, CheckKind::RowCounts, Some(20_260_210)).unwrap();
+    let count = |name: &str| {
+        sessions
+            .iter()
+            .find(|c| c.check.name == name)
+            .unwrap()
+            .count
+    };
+    assert_eq!(
+        (count("session_fact rows"), count("event_fact rows")),
+        (2, 5)
+    );
+    let failed: Vec<String> = check(source, CheckKind::RowCounts, Some(20_250_101))
+        .unwrap()
+        .into_iter()
+        .filter(|c| !c.passed())
+        .map(|c| c.check.name)
+        .collect();
+    assert_eq!(failed, ["date_dim rows", "session_fact rows"]);
 }
 
 /// Shows the first line that differs, not two whole texts.

@@ -34,7 +34,7 @@ pub fn instantiate(sql: &str, project_dataset: &str) -> String {
 }
 
 impl Dialect {
-    fn table(self, name: &str) -> String {
+    pub(crate) fn table(self, name: &str) -> String {
         match self {
             Dialect::DuckDb => name.to_owned(),
             Dialect::BigQuery => format!("`{DATASET_PLACEHOLDER}.{name}`"),
@@ -602,6 +602,24 @@ pub fn views_script(dialect: Dialect) -> String {
         let _ = write!(sql, "\n{}\n", kpi.create_view(dialect));
     }
     sql
+}
+
+/// Every view's name, description and `SELECT` file, for Terraform:
+/// `warehouse/ddl/bigquery/views.json`.
+pub fn views_manifest() -> String {
+    let views: Vec<serde_json::Value> = KPIS
+        .iter()
+        .map(|kpi| {
+            serde_json::json!({
+                "name": kpi.name,
+                "description": kpi.description,
+                "query_file": format!("views/{}.sql", kpi.name),
+            })
+        })
+        .collect();
+    let manifest = serde_json::json!({ "views": views });
+    // A value of strings only always serializes.
+    serde_json::to_string_pretty(&manifest).unwrap_or_default() + "\n"
 }
 
 #[cfg(test)]

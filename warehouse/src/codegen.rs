@@ -39,6 +39,10 @@ pub fn generated_files() -> Vec<GeneratedFile> {
         path: "bigquery/views.sql".into(),
         contents: analytics::views_script(Dialect::BigQuery),
     });
+    files.push(GeneratedFile {
+        path: "bigquery/views.json".into(),
+        contents: analytics::views_manifest(),
+    });
     // One file per view: its SELECT, which Terraform's `templatefile` turns into a view.
     files.extend(KPIS.iter().map(|kpi| GeneratedFile {
         path: format!("bigquery/views/{}.sql", kpi.name),

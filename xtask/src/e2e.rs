@@ -14,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use warehouse::schema::{TABLES, TableKind};
+use warehouse::analytics::Dialect;
+use warehouse::quality::{CheckKind, checks};
+use warehouse::schema::TABLES;
 use xtask::emulator::{PROJECT, ScratchEmulator};
 use xtask::kafka::{ScratchBroker, ensure_jars};
 use xtask::tables::{Tables, bigquery_tables, duckdb_tables, without_receive_times};
@@ -354,65 +356,20 @@ fn check(path: &Path, produced: &BTreeMap<String, u64>, outcome: &mut Outcome) -
         ));
     }
 
-    // No primary key twice.
-    for table in TABLES {
-        let key = table
-            .primary_key
-            .iter()
-            .map(|c| format!("\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let twice = count(
-            &connection,
-            &format!(
-                "SELECT count(*) FROM (SELECT {key} FROM \"{}\" GROUP BY {key} HAVING count(*) > 1)",
-                table.name
-            ),
-        )?;
+    // No primary key twice, and every foreign key found: the checks the daily DAG runs.
+    for check in checks(CheckKind::Duplicates, Dialect::DuckDb, None) {
+        let twice = count(&connection, &check.sql)?;
         outcome.duplicates += twice;
-        if twice > 0 {
-            failures.push(format!(
-                "{}: {twice} keys stored more than once",
-                table.name
-            ));
+        if !check.expect.holds(twice) {
+            failures.push(format!("{}: {twice}", check.name));
         }
     }
-
-    // Every key of a fact or the bridge is found in its dimension.
     let mut foreign = 0;
-    for table in TABLES
-        .iter()
-        .filter(|t| matches!(t.kind, TableKind::Fact | TableKind::Bridge))
-    {
-        for column in table.columns {
-            let dimension = if column.name == "primary_s_location" {
-                TABLES.iter().find(|d| d.name == "location_dim")
-            } else {
-                TABLES.iter().find(|d| {
-                    d.kind == TableKind::Dimension
-                        && d.name != table.name
-                        && d.primary_key == [column.name]
-                        && !(column.name == "event_key" && table.name == "event_fact")
-                })
-            };
-            let Some(dimension) = dimension else { continue };
-            let missing = count(
-                &connection,
-                &format!(
-                    "SELECT count(*) FROM \"{t}\" f WHERE f.\"{c}\" IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \"{d}\" d WHERE d.\"{k}\" = f.\"{c}\")",
-                    t = table.name,
-                    c = column.name,
-                    d = dimension.name,
-                    k = dimension.primary_key[0],
-                ),
-            )?;
-            foreign += 1;
-            if missing > 0 {
-                failures.push(format!(
-                    "{}.{}: {missing} keys not in {}",
-                    table.name, column.name, dimension.name
-                ));
-            }
+    for check in checks(CheckKind::Keys, Dialect::DuckDb, None) {
+        let missing = count(&connection, &check.sql)?;
+        foreign += 1;
+        if !check.expect.holds(missing) {
+            failures.push(format!("{}: {missing}", check.name));
         }
     }
     println!("  {foreign} foreign keys checked");

@@ -317,3 +317,23 @@ impl Drop for ScratchEmulator {
         let _ = fs::remove_dir_all(&self.0.state_dir);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compose_image_pins_what_the_tests_install() {
+        let dockerfile = fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/docker/bqemulator.Dockerfile"),
+        )
+        .unwrap();
+        for package in PACKAGES {
+            assert!(
+                dockerfile.contains(package),
+                "{package} is not pinned there"
+            );
+        }
+        assert!(dockerfile.contains(&format!("extensions/{DUCKDB_VERSION}/linux_amd64")));
+    }
+}

@@ -63,6 +63,48 @@ pub struct Table {
     pub cluster_by: &'static [&'static str],
 }
 
+/// A column of a fact or the bridge that names a dimension row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ForeignKey {
+    pub table: &'static Table,
+    pub column: &'static str,
+    pub dimension: &'static Table,
+    pub key: &'static str,
+}
+
+/// Every foreign key of the facts and the bridge: a column named like a dimension's
+/// one-column primary key refers to it (an event fact's own `event_key` aside, which is
+/// its identity), and `primary_s_location` refers to `location_dim`.
+pub fn foreign_keys() -> Vec<ForeignKey> {
+    let mut keys = Vec::new();
+    for table in TABLES
+        .iter()
+        .filter(|t| matches!(t.kind, TableKind::Fact | TableKind::Bridge))
+    {
+        for column in table.columns {
+            let dimension = if column.name == "primary_s_location" {
+                TABLES.iter().find(|d| d.name == "location_dim")
+            } else {
+                TABLES.iter().find(|d| {
+                    d.kind == TableKind::Dimension
+                        && d.name != table.name
+                        && d.primary_key == [column.name]
+                        && !(column.name == "event_key" && table.name == "event_fact")
+                })
+            };
+            if let Some(dimension) = dimension {
+                keys.push(ForeignKey {
+                    table,
+                    column: column.name,
+                    dimension,
+                    key: dimension.primary_key[0],
+                });
+            }
+        }
+    }
+    keys
+}
+
 impl Table {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.columns.iter().find(|c| c.name == name)

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use pipeline::analytics::{BigQueryKpis, DuckDbKpis, Snapshot};
+use pipeline::analytics::{BigQueryKpis, DuckDbKpis, KpiSource, Snapshot};
 use pipeline::dashboard::Live;
 use pipeline::runner::{Observer, Runner, Totals, Until};
 use pipeline::sinks::{BigQuery, DeadLetterTopics, DuckDb, Sink};
@@ -18,7 +18,8 @@ use pipeline::sources::files::Files;
 use pipeline::sources::kafka::{Kafka, KafkaOptions};
 use pipeline::sources::stdin::Stdin;
 use pipeline::transforms::Stats;
-use warehouse::analytics::Period;
+use warehouse::analytics::{self, Period};
+use warehouse::quality::CheckKind;
 
 use crate::settings::{Input, Output, Settings, USAGE};
 
@@ -39,7 +40,7 @@ fn run() -> Result<i32> {
         print!("{USAGE}");
         return Ok(if command.help { 0 } else { 2 });
     }
-    if command.name.as_deref() != Some("batch")
+    if !matches!(command.name.as_deref(), Some("batch" | "check"))
         && let Some(extra) = command.rest.first()
     {
         bail!("unexpected argument {extra:?}; see --help");
@@ -91,9 +92,10 @@ fn run() -> Result<i32> {
             dashboard(&command)?;
             return Ok(0);
         }
+        Some("check") => return check(&command),
         Some(other) => {
             bail!(
-                "unknown command {other:?}; expected run, report, dashboard or batch (see --help)"
+                "unknown command {other:?}; expected run, report, dashboard, check or batch (see --help)"
             )
         }
         None => unreachable!("checked above"),
@@ -221,6 +223,66 @@ fn dashboard(command: &settings::Command) -> Result<()> {
         began.elapsed()
     );
     Ok(())
+}
+
+/// `pipeline check KIND --date D`: the data-quality checks, one line each; exit code 1
+/// when any fails.
+fn check(command: &settings::Command) -> Result<i32> {
+    const USAGE: &str = "usage: pipeline check row-counts|keys|duplicates|all --date YYYY-MM-DD [--duckdb PATH | --bigquery PROJECT.DATASET]";
+    let (Some(name), Some(date)) = (command.rest.first(), command.date.as_deref()) else {
+        bail!("{USAGE}");
+    };
+    if command.rest.len() > 1 {
+        bail!("one check at a time\n{USAGE}");
+    }
+    let kinds: Vec<CheckKind> = if name == "all" {
+        CheckKind::ALL.to_vec()
+    } else {
+        vec![CheckKind::from_name(name).with_context(|| format!("no check {name:?}\n{USAGE}"))?]
+    };
+    let day = Period::parse(&format!("{date}..{date}"))
+        .map_err(|_| anyhow::anyhow!("--date {date:?}: expected YYYY-MM-DD"))?;
+    let date_key = date.replace('-', "").parse::<i64>()?;
+    let file = match &command.config {
+        Some(path) => settings::file_layer(path)?,
+        None => settings::Layer::default(),
+    };
+    let env = settings::env_layer(std::env::vars())?;
+    let mut source: Box<dyn KpiSource> =
+        match settings::resolve_reader(file, env, command.flags.clone())? {
+            Output::DuckDb(path) => {
+                let sink = DuckDb::open(&path)?;
+                Box::new(DuckDbKpis::new(
+                    sink.connection().try_clone()?,
+                    &path.display().to_string(),
+                ))
+            }
+            Output::BigQuery(options) => Box::new(BigQueryKpis::open(&options)?),
+        };
+    let mut failed = 0;
+    for kind in kinds {
+        for checked in pipeline::analytics::check(source.as_mut(), kind, Some(date_key))? {
+            let verdict = if checked.passed() { "ok  " } else { "FAIL" };
+            failed += usize::from(!checked.passed());
+            println!(
+                "{verdict} {} {}: {}",
+                kind.name(),
+                checked.check.name,
+                checked.count
+            );
+        }
+    }
+    println!(
+        "pipeline check {name} {}: {} in {}",
+        analytics::format_date(day.from),
+        if failed == 0 {
+            "passed".to_owned()
+        } else {
+            format!("{failed} failed")
+        },
+        source.describe()
+    );
+    Ok(if failed == 0 { 0 } else { 1 })
 }
 
 /// How often the live dashboard reads the warehouse again (and the page reloads).

@@ -21,6 +21,9 @@ USAGE: pipeline run [OPTIONS] (--kafka-brokers HOSTS | --input DIR)
                                            (default data/dashboard.html); P is all,
                                            2026-Q1, 2026-01 or 2026-01-05..2026-01-11
                                            (default: all, then each quarter and month)
+       pipeline check row-counts|keys|duplicates|all --date YYYY-MM-DD [SINK]
+                                           data-quality checks of a day; exit code 1
+                                           when one fails
        pipeline batch session-fact --date YYYY-MM-DD [SINK]
                                            recompute a day's session facts (idempotent),
                                            in DuckDB or BigQuery
