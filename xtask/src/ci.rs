@@ -40,15 +40,17 @@ enum Step {
     Fmt,
     Clippy,
     Codegen,
+    Infra,
     Test,
     E2e,
 }
 
 impl Step {
-    const ALL: [Step; 5] = [
+    const ALL: [Step; 6] = [
         Step::Fmt,
         Step::Clippy,
         Step::Codegen,
+        Step::Infra,
         Step::Test,
         Step::E2e,
     ];
@@ -58,6 +60,7 @@ impl Step {
             Step::Fmt => "fmt",
             Step::Clippy => "clippy",
             Step::Codegen => "codegen --check",
+            Step::Infra => "infra check",
             Step::Test => "test",
             Step::E2e => "e2e",
         }
@@ -72,6 +75,7 @@ impl Step {
             Step::Fmt => cargo_step("fmt --all --check")?,
             Step::Clippy => cargo_step("clippy --workspace --all-targets --locked -- -D warnings")?,
             Step::Codegen => crate::codegen::run(true)?,
+            Step::Infra => crate::infra::check()?,
             Step::Test => cargo_step("test --workspace --locked")?,
             Step::E2e => crate::e2e::run(&crate::e2e::E2e::default())?,
         }
@@ -80,8 +84,8 @@ impl Step {
 }
 
 /// Installs what the checks need and a fresh machine may lack: the rustfmt and clippy
-/// components, a C++ compiler for DuckDB's bundled build, and Java with Maven for the
-/// Kafka broker.
+/// components, a C++ compiler for DuckDB's bundled build, Java with Maven for the Kafka
+/// broker, Chromium for the dashboard's test, Go and Node.js for the infra checks.
 fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
     for (component, subcommand) in [("rustfmt", "fmt"), ("clippy", "clippy")] {
         let probe = cmd!(sh, "{cargo} {subcommand} --version")
@@ -123,6 +127,18 @@ fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
             "--version",
             "chromium",
             "the dashboard's test opens the page in it, headless",
+        ),
+        (
+            "go",
+            "version",
+            "golang-go",
+            "infra check builds Terraform or kustomize with it when they are missing",
+        ),
+        (
+            "npm",
+            "--version",
+            "npm",
+            "infra check validates the Kubernetes manifests with Node.js packages",
         ),
     ];
     let mut missing = Vec::new();

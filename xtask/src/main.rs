@@ -6,6 +6,7 @@ mod codegen;
 mod dashboard;
 mod demo;
 mod e2e;
+mod infra;
 mod tidy;
 mod up;
 
@@ -63,11 +64,23 @@ Commands:
                       BigQuery emulator, the simulator in real time (default 1,000
                       users at 60x) and the pipeline into DuckDB (data/live.duckdb) and
                       into the emulator, with /metrics and the live /dashboard on ports
-                      9464 and 9465. Prints where everything is. (--docker and --gcp
-                      need the infra files.)
-  down                Stops everything `up` started.
-  ci                  Every check CI runs: fmt, clippy, codegen --check, all tests,
-                      e2e. Installs missing toolchain components first.
+                      9464 and 9465. Prints where everything is.
+  up --docker         The same stack in containers: infra/compose.yaml (needs Docker
+                      with the compose plugin), plus Kafka UI on 8080.
+  up --gcp --project P [--region R] [--env dev|prod]
+                      Terraform apply of the environment, images built and pushed to
+                      its Artifact Registry, Strimzi and the gcp overlay applied to its
+                      GKE cluster (needs gcloud, docker and kubectl, logged in).
+  down                Stops everything `up` started (for --gcp: the workloads; the
+                      cloud resources stay until `infra destroy`).
+  infra check         The offline checks of infra/: terraform fmt and validate,
+                      every kustomization rendered and validated against the Kubernetes
+                      and Strimzi schemas, docker compose config, the Airflow DAG test.
+                      What cannot run here is skipped with the reason.
+  infra plan|apply|destroy --project P [--env dev|prod] [--region R]
+                      Terraform for an environment, its state in gs://P-tfstate.
+  ci                  Every check CI runs: fmt, clippy, codegen --check, infra check,
+                      all tests, e2e. Installs missing toolchain components first.
   help                This text.
 ";
 
@@ -169,10 +182,47 @@ fn run() -> Result<()> {
                     lexopt::Arg::Long("gcp") => up.mode = up::Mode::Gcp,
                     lexopt::Arg::Long("users") => up.users = args.value()?.parse()?,
                     lexopt::Arg::Long("speed") => up.speed = args.value()?.parse()?,
+                    lexopt::Arg::Long("env") => up.gcp.env = args.value()?.string()?,
+                    lexopt::Arg::Long("project") => up.gcp.project = args.value()?.string()?,
+                    lexopt::Arg::Long("region") => up.gcp.region = args.value()?.string()?,
                     other => bail!("up: {}", other.unexpected()),
                 }
             }
             up::up(&up)
+        }
+        "infra" => {
+            let action = match args.next()? {
+                Some(lexopt::Arg::Value(action)) => action.string()?,
+                _ => bail!("infra: expected check, plan, apply or destroy"),
+            };
+            let mut target = infra::Target {
+                env: "dev".to_owned(),
+                project: std::env::var("GOOGLE_CLOUD_PROJECT").unwrap_or_default(),
+                region: "us-central1".to_owned(),
+            };
+            while let Some(arg) = args.next()? {
+                match arg {
+                    lexopt::Arg::Long("env") => target.env = args.value()?.string()?,
+                    lexopt::Arg::Long("project") => target.project = args.value()?.string()?,
+                    lexopt::Arg::Long("region") => target.region = args.value()?.string()?,
+                    other => bail!("infra: {}", other.unexpected()),
+                }
+            }
+            let action = match action.as_str() {
+                "check" => return infra::check(),
+                "plan" => infra::Action::Plan,
+                "apply" => infra::Action::Apply,
+                "destroy" => infra::Action::Destroy,
+                other => {
+                    bail!("infra: unknown action `{other}`; expected check, plan, apply or destroy")
+                }
+            };
+            if target.project.is_empty() {
+                bail!(
+                    "infra {action:?}: name the GCP project with --project (or GOOGLE_CLOUD_PROJECT)"
+                );
+            }
+            infra::terraform_action(&target, action)
         }
         "down" => {
             no_more_args(&mut args, "down")?;

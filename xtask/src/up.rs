@@ -1,7 +1,9 @@
-//! `cargo xtask up` and `cargo xtask down`: the full environment on this machine — the
-//! Kafka broker, the BigQuery emulator, the simulator in real time, and the pipeline
-//! into DuckDB and into the emulator — each a background process with a pid file and a
-//! log under `data/up/`, and stopped again in the reverse order.
+//! `cargo xtask up` and `cargo xtask down`: the full environment. Natively (the default),
+//! the Kafka broker, the BigQuery emulator, the simulator in real time, and the pipeline
+//! into DuckDB and into the emulator, each a background process with a pid file and a
+//! log under `data/up/`, stopped again in the reverse order. `--docker` runs the same
+//! stack from `infra/compose.yaml`; `--gcp` deploys it to Google Cloud with Terraform
+//! and kubectl. `data/up/mode` remembers which, for `down`.
 
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use xtask::emulator::{Emulator, PROJECT};
 use xtask::kafka::Broker;
 use xtask::process::{alive, running_pid, stop, tail};
 
+use crate::infra::{self, Target};
 use crate::{build_binaries, project_root};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +31,8 @@ pub struct Up {
     pub users: u32,
     /// Simulated seconds per second.
     pub speed: f64,
+    /// Where `--gcp` deploys.
+    pub gcp: Target,
 }
 
 impl Default for Up {
@@ -36,9 +41,18 @@ impl Default for Up {
             mode: Mode::Native,
             users: 1_000,
             speed: 60.0,
+            gcp: Target {
+                env: "dev".to_owned(),
+                project: std::env::var("GOOGLE_CLOUD_PROJECT").unwrap_or_default(),
+                region: "us-central1".to_owned(),
+            },
         }
     }
 }
+
+const COMPOSE: &str = "infra/compose.yaml";
+/// Strimzi's operator, installed to watch the namespace of our manifests.
+const STRIMZI: &str = "https://strimzi.io/install/latest?namespace=music-analytics";
 
 /// The background processes `up` starts besides the broker and the emulator, in order.
 const PROCESSES: [&str; 3] = ["simulator", "pipeline-duckdb", "pipeline-bigquery"];
@@ -48,16 +62,13 @@ fn state_dir() -> PathBuf {
 }
 
 pub fn up(up: &Up) -> Result<()> {
+    let dir = state_dir();
+    std::fs::create_dir_all(&dir)?;
     match up.mode {
         Mode::Native => {}
-        Mode::Docker => bail!(
-            "up --docker runs infra/compose.yaml, which is not in the repository yet (the infra issue); use --native"
-        ),
-        Mode::Gcp => bail!(
-            "up --gcp applies infra/terraform and infra/k8s, which are not in the repository yet (the infra issue); use --native"
-        ),
+        Mode::Docker => return up_docker(&dir),
+        Mode::Gcp => return up_gcp(&up.gcp, &dir),
     }
-    let dir = state_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     println!("up [1/6] build the simulator and the pipeline");
     let bins = build_binaries(false)?;
@@ -164,8 +175,193 @@ fn background(name: &str, command: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Runs `program` with `args` from the repository root, naming the step on failure.
+fn step(what: &str, program: &str, args: &[&str]) -> Result<()> {
+    println!("up: {what}: {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .current_dir(project_root())
+        .args(args)
+        .status()
+        .with_context(|| format!("{what}: cannot start {program} (is it installed?)"))?;
+    if !status.success() {
+        bail!("{what} failed ({status}); its output is above");
+    }
+    Ok(())
+}
+
+fn has_compose() -> bool {
+    Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn up_docker(dir: &Path) -> Result<()> {
+    if !has_compose() {
+        bail!(
+            "up --docker needs Docker with the compose plugin (`docker compose version` fails here); use --native"
+        );
+    }
+    step(
+        "build and start the stack",
+        "docker",
+        &[
+            "compose", "-f", COMPOSE, "up", "--detach", "--build", "--wait",
+        ],
+    )?;
+    std::fs::write(dir.join("mode"), "docker")?;
+    println!(
+        "\nup: running in Docker ({COMPOSE}).
+  dashboard (live)       http://localhost:9464/dashboard (DuckDB), http://localhost:9465/dashboard (emulator)
+  Kafka                  localhost:9092; Kafka UI http://localhost:8080
+  BigQuery emulator      http://localhost:9050, dataset {PROJECT}.live
+  logs                   docker compose -f {COMPOSE} logs --follow
+Stop everything with `cargo xtask down`."
+    );
+    Ok(())
+}
+
+fn up_gcp(target: &Target, dir: &Path) -> Result<()> {
+    if target.project.is_empty() {
+        bail!("up --gcp: name the GCP project with --project (or GOOGLE_CLOUD_PROJECT)");
+    }
+    infra::terraform_action(target, infra::Action::Apply)?;
+    let outputs = infra::outputs(target)?;
+    let text = |pointer: &str| {
+        outputs
+            .pointer(pointer)
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned)
+            .with_context(|| format!("Terraform's outputs lack {pointer}"))
+    };
+    let repository = text("/image_repository")?;
+    let (cluster, location) = (text("/cluster/name")?, text("/cluster/location")?);
+    let tag = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(project_root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "latest".to_owned());
+    let registry = repository.split('/').next().unwrap_or_default().to_owned();
+    step(
+        "let docker push to Artifact Registry",
+        "gcloud",
+        &["auth", "configure-docker", &registry, "--quiet"],
+    )?;
+    for image in ["pipeline", "simulator"] {
+        let name = format!("{repository}/{image}:{tag}");
+        step(
+            &format!("build the {image} image"),
+            "docker",
+            &[
+                "build",
+                "-f",
+                "infra/docker/Dockerfile",
+                "--target",
+                image,
+                "-t",
+                &name,
+                ".",
+            ],
+        )?;
+        step(
+            &format!("push the {image} image"),
+            "docker",
+            &["push", &name],
+        )?;
+    }
+    step(
+        "credentials for the cluster",
+        "gcloud",
+        &[
+            "container",
+            "clusters",
+            "get-credentials",
+            &cluster,
+            "--region",
+            &location,
+            "--project",
+            &target.project,
+        ],
+    )?;
+    let overlay_dir = dir.join("gcp");
+    infra::write_gcp_overlay(&overlay_dir, &outputs, &tag)?;
+    // The namespace first, so that Strimzi's operator can be installed into it.
+    step(
+        "the namespace",
+        "kubectl",
+        &["apply", "-f", "infra/k8s/base/namespace.yaml"],
+    )?;
+    step(
+        "the Strimzi operator",
+        "kubectl",
+        &["apply", "-n", "music-analytics", "-f", STRIMZI],
+    )?;
+    let overlay_path = overlay_dir.display().to_string();
+    step(
+        "music-analytics",
+        "kubectl",
+        &["apply", "-k", &overlay_path],
+    )?;
+    step(
+        "wait for the pipeline",
+        "kubectl",
+        &[
+            "-n",
+            "music-analytics",
+            "rollout",
+            "status",
+            "deployment/pipeline",
+            "--timeout=15m",
+        ],
+    )?;
+    std::fs::write(dir.join("mode"), "gcp")?;
+    println!(
+        "\nup: running on GKE cluster {cluster} ({location}), images tagged {tag}.
+  dashboard (live)       kubectl -n music-analytics port-forward svc/pipeline 9464, then http://localhost:9464/dashboard
+  BigQuery               {dataset}
+  logs                   kubectl -n music-analytics logs deployment/pipeline --follow
+Stop the workloads with `cargo xtask down`; remove the cloud resources with
+`cargo xtask infra destroy --env {env} --project {project}`.",
+        dataset = text("/bigquery_dataset")?,
+        env = target.env,
+        project = target.project,
+    );
+    Ok(())
+}
+
 pub fn down() -> Result<()> {
     let dir = state_dir();
+    let mode = std::fs::read_to_string(dir.join("mode")).unwrap_or_default();
+    let _ = std::fs::remove_file(dir.join("mode"));
+    match mode.trim() {
+        "docker" => {
+            step(
+                "stop the stack",
+                "docker",
+                &["compose", "-f", COMPOSE, "down"],
+            )?;
+            println!(
+                "down: the Docker stack is stopped (volumes kept; `docker compose -f {COMPOSE} down --volumes` removes them)"
+            );
+            return Ok(());
+        }
+        "gcp" => {
+            let overlay = dir.join("gcp").display().to_string();
+            step(
+                "remove the workloads",
+                "kubectl",
+                &["delete", "-k", &overlay, "--ignore-not-found"],
+            )?;
+            println!(
+                "down: the workloads are removed from GKE; the cloud resources stay until `cargo xtask infra destroy`"
+            );
+            return Ok(());
+        }
+        _ => {}
+    }
     for name in PROCESSES.iter().rev() {
         stop_background(name, &dir)?;
     }
