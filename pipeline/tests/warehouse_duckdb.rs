@@ -280,7 +280,7 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 #[test]
-fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_add_up() {
+fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_and_dashboard_answer() {
     use rdkafka::Message;
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::message::Headers;
@@ -353,6 +353,11 @@ fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_add_up()
                 );
                 assert!(body.contains("pipeline_consumer_lag"), "{body}");
                 assert_eq!(http_get(port, "/healthz").map(|r| r.0), Some(200));
+                // The live dashboard reads the warehouse being written, and reloads.
+                let (status, page) = http_get(port, "/dashboard").unwrap();
+                assert_eq!(status, 200);
+                assert!(page.contains("<meta http-equiv=\"refresh\" content=\"15\">"));
+                assert!(page.contains("\"source\":\"DuckDB "), "{}", &page[..200]);
                 break;
             }
         }
