@@ -365,7 +365,13 @@ fn build_binaries(release: bool) -> Result<Binaries> {
 /// The repository's root, found from this crate's location rather than the working
 /// directory, so `cargo xtask` works from any folder of the checkout.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo run` names the manifest's folder at run time too, and that one wins: with a
+    // target folder shared by two checkouts (as `.ci/run` shares one), cargo may run an
+    // xtask built from the other checkout, whose compile-time path is not this one.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
