@@ -21,9 +21,12 @@ use crate::project_root;
 /// go.mod has replace directives).
 const TERRAFORM: &str = "github.com/hashicorp/terraform@v1.5.7";
 const KUSTOMIZE: &str = "sigs.k8s.io/kustomize/kustomize/v5@v5.5.0";
-const AIRFLOW: [&str; 3] = [
+/// The Python the checks run: Airflow for the DAG test, python-hcl2 for Terraform's
+/// wiring test, pytest for both.
+const PYTHON_TOOLS: [&str; 4] = [
     "apache-airflow==3.1.8",
     "apache-airflow-providers-cncf-kubernetes==10.25.0",
+    "python-hcl2==7.3.1",
     "pytest==8.4.2",
 ];
 pub const ENVIRONMENTS: [&str; 2] = ["dev", "prod"];
@@ -88,13 +91,20 @@ pub fn check() -> Result<()> {
     let started = Instant::now();
     let mut skipped = Vec::new();
 
-    println!("infra [1/5] terraform fmt and validate");
+    println!("infra [1/5] terraform fmt, wiring and validate");
     let terraform = terraform()?;
     run(
         Command::new(&terraform)
             .args(["fmt", "-check", "-recursive", "-diff"])
             .arg(root.join("infra/terraform")),
         "terraform fmt -check (run `terraform fmt -recursive infra/terraform`)",
+    )?;
+    let python = python_tools()?;
+    run(
+        Command::new(&python)
+            .current_dir(root.join("infra/terraform"))
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"]),
+        "Terraform's wiring test (infra/terraform/tests)",
     )?;
     for env in ENVIRONMENTS {
         let dir = root.join("infra/terraform/environments").join(env);
@@ -191,11 +201,10 @@ pub fn check() -> Result<()> {
     }
 
     println!("infra [5/5] the Airflow DAG in Apache Airflow");
-    let python = airflow_venv()?;
-    let home = cache_dir().join("airflow/home");
+    let home = cache_dir().join("infra/airflow-home");
     fs::create_dir_all(&home)?;
     run(
-        Command::new(python)
+        Command::new(&python)
             .current_dir(root.join("infra/airflow"))
             .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
             .env("AIRFLOW_HOME", &home)
@@ -276,17 +285,17 @@ fn npm_ci(dir: &Path) -> Result<()> {
     )
 }
 
-/// A virtual environment with Airflow, installed once per set of pins.
-fn airflow_venv() -> Result<PathBuf> {
-    let dir = cache_dir().join("airflow");
+/// A virtual environment with the Python tools, installed once per set of pins.
+fn python_tools() -> Result<PathBuf> {
+    let dir = cache_dir().join("infra/python");
     let venv = dir.join("venv");
     let stamp = dir.join("installed");
-    let pins = AIRFLOW.join("\n");
+    let pins = PYTHON_TOOLS.join("\n");
     if fs::read_to_string(&stamp).ok().as_deref() == Some(pins.as_str()) {
         return Ok(venv.join("bin/python"));
     }
     println!(
-        "infra: installing Apache Airflow into {} (once)",
+        "infra: installing Apache Airflow and python-hcl2 into {} (once)",
         venv.display()
     );
     let _ = fs::remove_dir_all(&venv);
@@ -298,8 +307,8 @@ fn airflow_venv() -> Result<PathBuf> {
     run(
         Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
-            .args(AIRFLOW),
-        "pip install apache-airflow",
+            .args(PYTHON_TOOLS),
+        "pip install (Airflow, python-hcl2, pytest)",
     )?;
     fs::write(&stamp, pins)?;
     Ok(venv.join("bin/python"))
