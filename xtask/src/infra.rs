@@ -22,13 +22,16 @@ use crate::project_root;
 const TERRAFORM: &str = "github.com/hashicorp/terraform@v1.5.7";
 const KUSTOMIZE: &str = "sigs.k8s.io/kustomize/kustomize/v5@v5.5.0";
 /// The Python the checks run: Airflow for the DAG test, python-hcl2 for Terraform's
-/// wiring test, pytest for both.
-const PYTHON_TOOLS: [&str; 4] = [
+/// wiring test, pytest for both, kubernetes-validate for strict manifest checks.
+const PYTHON_TOOLS: [&str; 5] = [
     "apache-airflow==3.1.8",
     "apache-airflow-providers-cncf-kubernetes==10.25.0",
+    "kubernetes-validate==1.37.0",
     "python-hcl2==7.3.1",
     "pytest==8.4.2",
 ];
+/// The Kubernetes version manifests are checked against (GKE's regular channel).
+const KUBERNETES: &str = "1.33";
 pub const ENVIRONMENTS: [&str; 2] = ["dev", "prod"];
 /// Every kustomization CI renders and validates.
 const KUSTOMIZATIONS: [&str; 3] = [
@@ -180,6 +183,18 @@ pub fn check() -> Result<()> {
             .args(&files),
         "validating the manifests",
     )?;
+    // Kubernetes' own schemas allow unknown fields; strict mode catches a misspelt one in
+    // the core objects (Strimzi's kinds are the step above's).
+    let strict = python.with_file_name("kubernetes-validate");
+    run(
+        Command::new(&strict)
+            .args(["--strict", "--no-warn", "--quiet", "-k", KUBERNETES])
+            .args(&files),
+        "strict validation of the core objects (kubernetes-validate --strict)",
+    )?;
+    println!(
+        "  core objects: no unknown field (kubernetes-validate --strict, Kubernetes {KUBERNETES})"
+    );
 
     println!("infra [4/5] docker compose config");
     let compose = Command::new("docker")
@@ -295,7 +310,7 @@ fn python_tools() -> Result<PathBuf> {
         return Ok(venv.join("bin/python"));
     }
     println!(
-        "infra: installing Apache Airflow and python-hcl2 into {} (once)",
+        "infra: installing the Python tools (Airflow, python-hcl2, kubernetes-validate, pytest) into {} (once)",
         venv.display()
     );
     let _ = fs::remove_dir_all(&venv);
@@ -308,7 +323,7 @@ fn python_tools() -> Result<PathBuf> {
         Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
             .args(PYTHON_TOOLS),
-        "pip install (Airflow, python-hcl2, pytest)",
+        "pip install of the Python tools",
     )?;
     fs::write(&stamp, pins)?;
     Ok(venv.join("bin/python"))
