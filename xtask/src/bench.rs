@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: the release binaries measured against each other on this
 //! machine, one table: the simulator into a null sink, files and a real Kafka broker;
 //! the transformation core per core (the `transform` benchmark); and the pipeline from
-//! that broker, and from files, into DuckDB. Peak memory is read from `/proc` while each
+//! that broker, and from files, into DuckDB; then the dashboard and the data-quality
+//! checks over the warehouse that run wrote. Peak memory is read from `/proc` while each
 //! process runs.
 
 use std::path::Path;
@@ -40,7 +41,7 @@ pub fn run(bench: &Bench) -> Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    println!("bench [1/6] build the release binaries (DuckDB's first release build takes a while)");
+    println!("bench [1/7] build the release binaries (DuckDB's first release build takes a while)");
     let bins = build_binaries(true)?;
     let (simulator, pipeline) = (bins.simulator, bins.pipeline);
     let work = project_root().join("data/bench");
@@ -57,7 +58,7 @@ pub fn run(bench: &Bench) -> Result<()> {
     };
     let mut rows = Vec::new();
 
-    println!("bench [2/6] the simulator: {users} users for a day into a null sink and into files");
+    println!("bench [2/7] the simulator: {users} users for a day into a null sink and into files");
     let mut null = simulate(&["--stdout"]);
     null.stdout(Stdio::null());
     rows.push(simulator_row(
@@ -72,7 +73,7 @@ pub fn run(bench: &Bench) -> Result<()> {
         &work,
     )?);
 
-    println!("bench [3/6] the simulator into a real Kafka broker (6 partitions, lz4)");
+    println!("bench [3/7] the simulator into a real Kafka broker (6 partitions, lz4)");
     let broker = ScratchBroker::start("bench")?;
     let bootstrap = broker.broker().bootstrap();
     rows.push(simulator_row(
@@ -81,7 +82,7 @@ pub fn run(bench: &Bench) -> Result<()> {
         &work,
     )?);
 
-    println!("bench [4/6] the transformation core (cargo bench -p pipeline --bench transform)");
+    println!("bench [4/7] the transformation core (cargo bench -p pipeline --bench transform)");
     let output = nested_cargo(cmd!(
         sh,
         "{cargo} bench --quiet -p pipeline --bench transform"
@@ -102,7 +103,7 @@ pub fn run(bench: &Bench) -> Result<()> {
         peak_mb: None,
     });
 
-    println!("bench [5/6] the pipeline from the broker into DuckDB");
+    println!("bench [5/7] the pipeline from the broker into DuckDB");
     rows.push(pipeline_row(
         "pipeline Kafka -> DuckDB (end to end)",
         &pipeline,
@@ -112,13 +113,30 @@ pub fn run(bench: &Bench) -> Result<()> {
     )?);
     drop(broker);
 
-    println!("bench [6/6] the pipeline from the files into DuckDB");
-    rows.push(pipeline_row(
+    println!("bench [6/7] the pipeline from the files into DuckDB");
+    let warehouse = work.join("files.duckdb");
+    let landed = pipeline_row(
         "pipeline files -> DuckDB",
         &pipeline,
         &["--input", &files.display().to_string()],
-        &work.join("files.duckdb"),
+        &warehouse,
         &work,
+    )?;
+    let events = landed.events;
+    rows.push(landed);
+
+    println!("bench [7/7] the dashboard and the data-quality checks over that warehouse");
+    let duckdb = warehouse.display().to_string();
+    let page = work.join("dashboard.html").display().to_string();
+    rows.push(timed_row(
+        "dashboard, every KPI and period (DuckDB)",
+        Command::new(&pipeline).args(["dashboard", "--duckdb", &duckdb, "--out", &page]),
+        events,
+    )?);
+    rows.push(timed_row(
+        "pipeline check all, the first day (DuckDB)",
+        Command::new(&pipeline).args(["check", "all", "--date", &START[..10], "--duckdb", &duckdb]),
+        events,
     )?);
 
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -170,6 +188,26 @@ fn simulator_row(case: &str, mut command: Command, work: &Path) -> Result<Row> {
         case: case.to_owned(),
         events: field(summary, "done: ", " events")?,
         seconds,
+        peak_mb,
+    })
+}
+
+/// Runs a command that reads the warehouse of `events` events, timing it whole.
+fn timed_row(case: &str, command: &mut Command, events: u64) -> Result<Row> {
+    let began = Instant::now();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {case}"))?;
+    let (status, peak_mb) = watch(child)?;
+    if !status.success() {
+        bail!("{case} failed ({status}); its message is above");
+    }
+    Ok(Row {
+        case: case.to_owned(),
+        events,
+        seconds: began.elapsed().as_secs_f64(),
         peak_mb,
     })
 }
