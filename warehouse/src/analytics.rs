@@ -369,12 +369,16 @@ pub const ACTIVE_USERS_30D: Kpi = Kpi {
     title: "Active users, last 30 days",
     description: "For each day, the users who listened in the 30 days ending that day (both included).",
     columns: &[("date", Type::Text), ("active_users", Type::Int)],
+    // Listeners per day first, so that the 30-day window joins user-days, not every
+    // listen thirty times.
     view: |d| {
         format!(
-            "SELECT {DAY}, COUNT(DISTINCT f.user_id) AS active_users\n\
+            "WITH listeners AS (\n\
+             SELECT DISTINCT f.date_key, f.user_id FROM {event_fact} AS f WHERE f.is_record_valid\n)\n\
+             SELECT {DAY}, COUNT(DISTINCT l.user_id) AS active_users\n\
              FROM {date_dim} AS d\n\
              JOIN {date_dim} AS w ON w.timestamp_unix BETWEEN d.timestamp_unix - 29 * 86400 AND d.timestamp_unix\n\
-             LEFT JOIN {event_fact} AS f ON f.date_key = w.date_key AND f.is_record_valid\n\
+             LEFT JOIN listeners AS l ON l.date_key = w.date_key\n\
              GROUP BY {DAY}",
             date_dim = d.table("date_dim"),
             event_fact = d.table("event_fact"),

@@ -26,10 +26,13 @@ GROUP BY d.date, d.year, d.quarter, d.month;
 COMMENT ON VIEW kpi_session_listening_time IS 'Sessions per day of their start and the seconds of music they played; the period query divides one by the other.';
 
 CREATE OR REPLACE VIEW kpi_active_users_30d AS
-SELECT d.date, d.year, d.quarter, d.month, COUNT(DISTINCT f.user_id) AS active_users
+WITH listeners AS (
+SELECT DISTINCT f.date_key, f.user_id FROM event_fact AS f WHERE f.is_record_valid
+)
+SELECT d.date, d.year, d.quarter, d.month, COUNT(DISTINCT l.user_id) AS active_users
 FROM date_dim AS d
 JOIN date_dim AS w ON w.timestamp_unix BETWEEN d.timestamp_unix - 29 * 86400 AND d.timestamp_unix
-LEFT JOIN event_fact AS f ON f.date_key = w.date_key AND f.is_record_valid
+LEFT JOIN listeners AS l ON l.date_key = w.date_key
 GROUP BY d.date, d.year, d.quarter, d.month;
 COMMENT ON VIEW kpi_active_users_30d IS 'For each day, the users who listened in the 30 days ending that day (both included).';
 
