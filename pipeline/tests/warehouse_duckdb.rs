@@ -658,3 +658,23 @@ fn standard_input_gives_the_warehouse_the_files_give() {
     assert_same_rows(&b.text(), &a.text());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn readers_refuse_a_missing_warehouse_instead_of_creating_an_empty_one() {
+    let dir = temp_dir("missing");
+    let path = dir.join("typo.duckdb");
+    for args in [
+        vec!["dashboard", "--duckdb"],
+        vec!["check", "all", "--date", "2026-01-05", "--duckdb"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_pipeline"))
+            .args(&args)
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("no warehouse at"), "{stderr}");
+        assert!(!path.exists(), "{args:?} created {}", path.display());
+    }
+}

@@ -191,6 +191,7 @@ fn dashboard(command: &settings::Command) -> Result<()> {
     };
     let snapshot = match settings::resolve_reader(file, env, command.flags.clone())? {
         Output::DuckDb(path) => {
+            existing(&path)?;
             let sink = DuckDb::open(&path).with_context(|| {
                 format!(
                     "a running pipeline holds {}? It serves the same page at /dashboard",
@@ -251,6 +252,7 @@ fn check(command: &settings::Command) -> Result<i32> {
     let mut source: Box<dyn KpiSource> =
         match settings::resolve_reader(file, env, command.flags.clone())? {
             Output::DuckDb(path) => {
+                existing(&path)?;
                 let sink = DuckDb::open(&path)?;
                 Box::new(DuckDbKpis::new(
                     sink.connection().try_clone()?,
@@ -283,6 +285,18 @@ fn check(command: &settings::Command) -> Result<i32> {
         source.describe()
     );
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Readers of a DuckDB warehouse refuse a path with no file rather than create an
+/// empty warehouse there (a mistyped path would otherwise draw an empty dashboard).
+fn existing(path: &std::path::Path) -> Result<()> {
+    if !path.is_file() {
+        bail!(
+            "no warehouse at {}: run the pipeline into it first (or `cargo xtask demo`)",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 /// How often the live dashboard reads the warehouse again (and the page reloads).
