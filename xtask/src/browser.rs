@@ -21,12 +21,7 @@ pub fn chromium() -> Result<PathBuf> {
     if let Some(path) = std::env::var_os("CHROMIUM") {
         return Ok(PathBuf::from(path));
     }
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join("chromium"))
-            .find(|candidate| candidate.is_file())
-    });
-    found.context(
+    crate::process::on_path("chromium").context(
         "Chromium is not installed: `cargo xtask ci` installs Debian's chromium package (or set CHROMIUM to a Chromium binary)",
     )
 }

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+use xtask::process;
 
 use crate::{build_binaries, project_root};
 
@@ -54,12 +55,7 @@ pub fn run(dashboard: &Dashboard) -> Result<()> {
     for period in &dashboard.periods {
         command.args(["--period", period]);
     }
-    let status = command
-        .status()
-        .with_context(|| format!("starting {}", bins.pipeline.display()))?;
-    if !status.success() {
-        bail!("pipeline dashboard failed ({status}); its message is above");
-    }
+    process::run(&mut command, "pipeline dashboard")?;
     if let Some(png) = &dashboard.screenshot {
         let png = root.join(png);
         let profile = std::env::temp_dir().join(format!("xtask-chromium-{}", std::process::id()));

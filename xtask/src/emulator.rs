@@ -218,32 +218,12 @@ impl Emulator {
 
 /// The virtual environment with the emulator, created and filled the first time.
 pub fn ensure_installed() -> Result<PathBuf> {
-    let dir = cache_dir().join("bqemulator");
-    let venv = dir.join("venv");
-    let complete = dir.join("complete");
-    let pins = PACKAGES.join(" ");
-    if fs::read_to_string(&complete).is_ok_and(|text| text == pins) {
-        return Ok(venv);
-    }
-    println!(
-        "emulator: installing {pins} from PyPI into {} (once)",
-        venv.display()
-    );
-    let _ = fs::remove_dir_all(&venv);
-    fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&venv),
-        "python3 -m venv (is python3-venv installed?)",
-    )?;
-    run(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .args(PACKAGES),
-        "pip install",
-    )?;
-    install_spatial_extension(&venv)?;
-    fs::write(&complete, pins)?;
-    Ok(venv)
+    process::python_venv(
+        &cache_dir().join("bqemulator"),
+        &PACKAGES,
+        "the BigQuery emulator",
+        install_spatial_extension,
+    )
 }
 
 /// DuckDB loads the spatial extension from `~/.duckdb/extensions/<version>/<platform>/`
@@ -274,16 +254,6 @@ fn find(dir: &Path, name: &str) -> Option<PathBuf> {
         }
     }
     None
-}
-
-fn run(command: &mut Command, what: &str) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("running {what}"))?;
-    if !status.success() {
-        bail!("{what} failed: {status}");
-    }
-    Ok(())
 }
 
 /// An emulator for one test: on a free port, with its own state folder, stopped and

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use xtask::kafka::cache_dir;
+use xtask::process::{on_path, python_venv, run};
 
 use crate::project_root;
 
@@ -46,23 +47,7 @@ fn bin_dir() -> PathBuf {
 
 /// A program on the PATH or in the cache's bin folder.
 fn find(program: &str) -> Option<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| Some(bin_dir().join(program)).filter(|p| p.is_file()))
-}
-
-/// Runs `command`, failing with what it was for.
-fn run(command: &mut Command, what: &str) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("{what}: cannot start {:?}", command.get_program()))?;
-    if !status.success() {
-        bail!("{what} failed ({status}); its output is above");
-    }
-    Ok(())
+    on_path(program).or_else(|| Some(bin_dir().join(program)).filter(|p| p.is_file()))
 }
 
 /// A Go program, built once from the Go module proxy into the cache's bin folder.
@@ -197,11 +182,7 @@ pub fn check() -> Result<()> {
     );
 
     println!("infra [4/5] docker compose config");
-    let compose = Command::new("docker")
-        .args(["compose", "version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if compose {
+    if has_compose() {
         run(
             Command::new("docker")
                 .args(["compose", "-f"])
@@ -302,30 +283,12 @@ fn npm_ci(dir: &Path) -> Result<()> {
 
 /// A virtual environment with the Python tools, installed once per set of pins.
 fn python_tools() -> Result<PathBuf> {
-    let dir = cache_dir().join("infra/python");
-    let venv = dir.join("venv");
-    let stamp = dir.join("installed");
-    let pins = PYTHON_TOOLS.join("\n");
-    if fs::read_to_string(&stamp).ok().as_deref() == Some(pins.as_str()) {
-        return Ok(venv.join("bin/python"));
-    }
-    println!(
-        "infra: installing the Python tools (Airflow, python-hcl2, kubernetes-validate, pytest) into {} (once)",
-        venv.display()
-    );
-    let _ = fs::remove_dir_all(&venv);
-    fs::create_dir_all(&dir)?;
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&venv),
-        "python3 -m venv",
+    let venv = python_venv(
+        &cache_dir().join("infra/python"),
+        &PYTHON_TOOLS,
+        "the Python tools (Airflow, python-hcl2, kubernetes-validate, pytest)",
+        |_| Ok(()),
     )?;
-    run(
-        Command::new(venv.join("bin/pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .args(PYTHON_TOOLS),
-        "pip install of the Python tools",
-    )?;
-    fs::write(&stamp, pins)?;
     Ok(venv.join("bin/python"))
 }
 
@@ -412,6 +375,23 @@ pub fn outputs(target: &Target) -> Result<serde_json::Value> {
     Ok(all["music_analytics"]["value"].clone())
 }
 
+/// One text of Terraform's outputs, by JSON pointer (`/cluster/name`).
+pub fn output(outputs: &serde_json::Value, pointer: &str) -> Result<String> {
+    outputs
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned)
+        .with_context(|| format!("Terraform's outputs lack {pointer}"))
+}
+
+/// Whether Docker's compose plugin is installed.
+pub fn has_compose() -> bool {
+    Command::new("docker")
+        .args(["compose", "version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// Writes the kustomization of [`gcp_overlay`] into `dir`, which must lie inside the
 /// repository (kustomize reads resources by relative path only).
 pub fn write_gcp_overlay(dir: &Path, outputs: &serde_json::Value, tag: &str) -> Result<()> {
@@ -437,13 +417,7 @@ const PLACEHOLDER_REPOSITORY: &str = "us-central1-docker.pkg.dev/PROJECT_ID/musi
 /// place of its placeholders. `overlay` is the path of `infra/k8s/overlays/gcp` as seen
 /// from where the file is written.
 pub fn gcp_overlay(outputs: &serde_json::Value, tag: &str, overlay: &str) -> Result<String> {
-    let text = |pointer: &str| -> Result<String> {
-        outputs
-            .pointer(pointer)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .with_context(|| format!("Terraform's outputs lack {pointer}"))
-    };
+    let text = |pointer: &str| output(outputs, pointer);
     let repository = text("/image_repository")?;
     let dataset = text("/bigquery_dataset")?;
     let staging = text("/staging_uri")?;

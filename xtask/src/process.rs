@@ -1,10 +1,11 @@
 //! Background services (the Kafka broker, the BigQuery emulator, the pipeline): their
 //! pid files, liveness, stopping, the tail of their logs for error messages, and one
-//! plain HTTP request to their endpoints.
+//! plain HTTP request to their endpoints; and the tools around them: finding a program,
+//! running a command, a Python virtual environment of pinned packages.
 
 use std::fs;
 use std::net::{SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -89,4 +90,56 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, Str
         .with_context(|| format!("127.0.0.1:{port} answered {method} {path} with no status"))?;
     let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
     Ok((status, body.to_owned()))
+}
+
+/// `program` on the PATH.
+pub fn on_path(program: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Runs `command`, failing with what it was for; its output goes to the terminal.
+pub fn run(command: &mut Command, what: &str) -> Result<()> {
+    let status = command
+        .status()
+        .with_context(|| format!("{what}: cannot start {:?}", command.get_program()))?;
+    if !status.success() {
+        bail!("{what} failed ({status}); its output is above");
+    }
+    Ok(())
+}
+
+/// A virtual environment in `dir/venv` holding `packages` (pinned), created and filled
+/// the first time and again whenever the pins change; `finish` completes it before it
+/// counts as installed. `what` names it in the progress line.
+pub fn python_venv(
+    dir: &Path,
+    packages: &[&str],
+    what: &str,
+    finish: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let venv = dir.join("venv");
+    let stamp = dir.join("installed");
+    let pins = packages.join("\n");
+    if fs::read_to_string(&stamp).is_ok_and(|text| text == pins) {
+        return Ok(venv);
+    }
+    println!("installing {what} from PyPI into {} (once)", venv.display());
+    let _ = fs::remove_dir_all(&venv);
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    run(
+        Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        "python3 -m venv (is python3-venv installed?)",
+    )?;
+    run(
+        Command::new(venv.join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(packages),
+        &format!("pip install of {what}"),
+    )?;
+    finish(&venv)?;
+    fs::write(&stamp, pins)?;
+    Ok(venv)
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use xtask::emulator::{Emulator, PROJECT};
 use xtask::kafka::Broker;
-use xtask::process::{alive, running_pid, stop, tail};
+use xtask::process::{alive, run, running_pid, stop, tail};
 
 use crate::infra::{self, Target};
 use crate::{build_binaries, project_root};
@@ -178,26 +178,14 @@ fn background(name: &str, command: &mut Command) -> Result<()> {
 /// Runs `program` with `args` from the repository root, naming the step on failure.
 fn step(what: &str, program: &str, args: &[&str]) -> Result<()> {
     println!("up: {what}: {program} {}", args.join(" "));
-    let status = Command::new(program)
-        .current_dir(project_root())
-        .args(args)
-        .status()
-        .with_context(|| format!("{what}: cannot start {program} (is it installed?)"))?;
-    if !status.success() {
-        bail!("{what} failed ({status}); its output is above");
-    }
-    Ok(())
-}
-
-fn has_compose() -> bool {
-    Command::new("docker")
-        .args(["compose", "version"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+    run(
+        Command::new(program).current_dir(project_root()).args(args),
+        what,
+    )
 }
 
 fn up_docker(dir: &Path) -> Result<()> {
-    if !has_compose() {
+    if !infra::has_compose() {
         bail!(
             "up --docker needs Docker with the compose plugin (`docker compose version` fails here); use --native"
         );
@@ -227,13 +215,7 @@ fn up_gcp(target: &Target, dir: &Path) -> Result<()> {
     }
     infra::terraform_action(target, infra::Action::Apply)?;
     let outputs = infra::outputs(target)?;
-    let text = |pointer: &str| {
-        outputs
-            .pointer(pointer)
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned)
-            .with_context(|| format!("Terraform's outputs lack {pointer}"))
-    };
+    let text = |pointer: &str| infra::output(&outputs, pointer);
     let repository = text("/image_repository")?;
     let (cluster, location) = (text("/cluster/name")?, text("/cluster/location")?);
     let tag = Command::new("git")
