@@ -39,6 +39,14 @@ pub trait SessionFactStore {
     fn upsert(&mut self, output: &Output) -> Result<(), PipelineError>;
 }
 
+/// The `date_dim` key (`YYYYMMDD`) of a `YYYY-MM-DD` date, if it is one.
+pub fn day_key(date: &str) -> Option<i64> {
+    let day = warehouse::time::parse_iso_date(date)?;
+    Some(keys::date_key(&DateTimeParts::from_epoch_millis(
+        day * 86_400_000,
+    )))
+}
+
 /// What a run found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SessionFactReport {
@@ -88,14 +96,9 @@ pub fn session_fact(
     store: &mut dyn SessionFactStore,
     date: &str,
 ) -> Result<SessionFactReport, PipelineError> {
-    let date_key: i64 = date
-        .replace('-', "")
-        .parse()
-        .ok()
-        .filter(|_| date.len() == 10)
-        .ok_or_else(|| {
-            PipelineError::Incompatible(format!("--date {date:?}: expected YYYY-MM-DD"))
-        })?;
+    let date_key = day_key(date).ok_or_else(|| {
+        PipelineError::Incompatible(format!("--date {date:?}: expected YYYY-MM-DD"))
+    })?;
 
     let mut sessions: HashMap<i64, Recomputed> = HashMap::new();
     for a in store.aggregates()? {

@@ -101,7 +101,7 @@ const SESSIONS: &[Session] = &[
 
 fn epoch_ms(start: &str) -> i64 {
     let (date, time) = start.split_once('T').unwrap();
-    let day = Period::parse(&format!("{date}..{date}")).unwrap().from;
+    let day = warehouse::time::parse_iso_date(date).unwrap();
     let (hour, minute) = time.split_once(':').unwrap();
     (day * 86_400 + hour.parse::<i64>().unwrap() * 3600 + minute.parse::<i64>().unwrap() * 60)
         * 1000

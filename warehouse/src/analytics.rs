@@ -12,7 +12,7 @@
 use std::fmt::{self, Write as _};
 
 use crate::schema::{self, GENERATED_HEADER};
-use crate::time::{civil_from_days, days_from_civil};
+use crate::time::{civil_from_days, days_from_civil, parse_iso_date};
 use crate::{Classify, ErrorClass};
 
 /// The SQL dialect a view or query is rendered in.
@@ -130,8 +130,8 @@ impl Period {
         }
         if let Some((from, to)) = text.split_once("..") {
             let (from, to) = (
-                parse_date(from).ok_or_else(bad)?,
-                parse_date(to).ok_or_else(bad)?,
+                parse_iso_date(from).ok_or_else(bad)?,
+                parse_iso_date(to).ok_or_else(bad)?,
             );
             if from > to {
                 return Err(bad());
@@ -185,16 +185,6 @@ impl fmt::Display for Period {
 pub fn format_date(days: i64) -> String {
     let (y, m, d) = civil_from_days(days);
     format!("{y:04}-{m:02}-{d:02}")
-}
-
-fn parse_date(text: &str) -> Option<i64> {
-    let mut parts = text.splitn(3, '-');
-    let year: i64 = parts.next()?.parse().ok()?;
-    let month: u32 = parts.next()?.parse().ok()?;
-    let day: u32 = parts.next()?.parse().ok()?;
-    let days = days_from_civil(year, month, day);
-    // Rejects 2026-02-30 and the like: the day must come back as written.
-    (text.len() == 10 && civil_from_days(days) == (year, month, day)).then_some(days)
 }
 
 fn date_literal(days: i64) -> String {

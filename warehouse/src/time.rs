@@ -86,6 +86,18 @@ pub fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// Days since 1970-01-01 of a `YYYY-MM-DD` date; `None` for anything else, 2026-02-30
+/// included.
+pub fn parse_iso_date(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: u32 = parts.next()?.parse().ok()?;
+    let day: u32 = parts.next()?.parse().ok()?;
+    let days = days_from_civil(year, month, day);
+    // The day must come back as written, which rejects days past the month's end.
+    (text.len() == 10 && civil_from_days(days) == (year, month, day)).then_some(days)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use pipeline::sources::files::Files;
 use pipeline::sources::kafka::{Kafka, KafkaOptions};
 use pipeline::sources::stdin::Stdin;
 use pipeline::transforms::Stats;
-use warehouse::analytics::{self, Period};
+use warehouse::analytics::Period;
 use warehouse::quality::CheckKind;
 
 use crate::settings::{Input, Output, Settings, USAGE};
@@ -68,11 +68,7 @@ fn run() -> Result<i32> {
                     "usage: pipeline batch session-fact --date YYYY-MM-DD [--duckdb PATH | --bigquery PROJECT.DATASET --staging LOCATION]"
                 );
             };
-            let file = match &command.config {
-                Some(path) => settings::file_layer(path)?,
-                None => settings::Layer::default(),
-            };
-            let env = settings::env_layer(std::env::vars())?;
+            let (file, env) = command.file_and_env()?;
             let report = match settings::resolve_output(file, env, command.flags.clone())? {
                 Output::DuckDb(path) => {
                     pipeline::batch::session_fact(&mut DuckDb::open(&path)?, date)?
@@ -100,11 +96,7 @@ fn run() -> Result<i32> {
         }
         None => unreachable!("checked above"),
     }
-    let file = match &command.config {
-        Some(path) => settings::file_layer(path)?,
-        None => settings::Layer::default(),
-    };
-    let env = settings::env_layer(std::env::vars())?;
+    let (file, env) = command.file_and_env()?;
     let settings = Settings::resolve(file, env, command.flags)?;
     init_logs(&settings)?;
 
@@ -173,11 +165,6 @@ fn run() -> Result<i32> {
 /// into one self-contained HTML page.
 fn dashboard(command: &settings::Command) -> Result<()> {
     let began = Instant::now();
-    let file = match &command.config {
-        Some(path) => settings::file_layer(path)?,
-        None => settings::Layer::default(),
-    };
-    let env = settings::env_layer(std::env::vars())?;
     let periods = if command.periods.is_empty() {
         None
     } else {
@@ -189,23 +176,7 @@ fn dashboard(command: &settings::Command) -> Result<()> {
                 .collect::<Result<Vec<_>, _>>()?,
         )
     };
-    let snapshot = match settings::resolve_reader(file, env, command.flags.clone())? {
-        Output::DuckDb(path) => {
-            existing(&path)?;
-            let sink = DuckDb::open(&path).with_context(|| {
-                format!(
-                    "a running pipeline holds {}? It serves the same page at /dashboard",
-                    path.display()
-                )
-            })?;
-            let connection = sink.connection().try_clone()?;
-            Snapshot::read(
-                &mut DuckDbKpis::new(connection, &path.display().to_string()),
-                periods,
-            )?
-        }
-        Output::BigQuery(options) => Snapshot::read(&mut BigQueryKpis::open(&options)?, periods)?,
-    };
+    let snapshot = Snapshot::read(reader(command)?.as_mut(), periods)?;
     let out = command
         .out
         .clone()
@@ -241,26 +212,9 @@ fn check(command: &settings::Command) -> Result<i32> {
     } else {
         vec![CheckKind::from_name(name).with_context(|| format!("no check {name:?}\n{USAGE}"))?]
     };
-    let day = Period::parse(&format!("{date}..{date}"))
-        .map_err(|_| anyhow::anyhow!("--date {date:?}: expected YYYY-MM-DD"))?;
-    let date_key = date.replace('-', "").parse::<i64>()?;
-    let file = match &command.config {
-        Some(path) => settings::file_layer(path)?,
-        None => settings::Layer::default(),
-    };
-    let env = settings::env_layer(std::env::vars())?;
-    let mut source: Box<dyn KpiSource> =
-        match settings::resolve_reader(file, env, command.flags.clone())? {
-            Output::DuckDb(path) => {
-                existing(&path)?;
-                let sink = DuckDb::open(&path)?;
-                Box::new(DuckDbKpis::new(
-                    sink.connection().try_clone()?,
-                    &path.display().to_string(),
-                ))
-            }
-            Output::BigQuery(options) => Box::new(BigQueryKpis::open(&options)?),
-        };
+    let date_key = pipeline::batch::day_key(date)
+        .with_context(|| format!("--date {date:?}: expected YYYY-MM-DD"))?;
+    let mut source = reader(command)?;
     let mut failed = 0;
     for kind in kinds {
         for checked in pipeline::analytics::check(source.as_mut(), kind, Some(date_key))? {
@@ -275,8 +229,7 @@ fn check(command: &settings::Command) -> Result<i32> {
         }
     }
     println!(
-        "pipeline check {name} {}: {} in {}",
-        analytics::format_date(day.from),
+        "pipeline check {name} {date}: {} in {}",
         if failed == 0 {
             "passed".to_owned()
         } else {
@@ -287,16 +240,34 @@ fn check(command: &settings::Command) -> Result<i32> {
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
-/// Readers of a DuckDB warehouse refuse a path with no file rather than create an
-/// empty warehouse there (a mistyped path would otherwise draw an empty dashboard).
-fn existing(path: &std::path::Path) -> Result<()> {
-    if !path.is_file() {
-        bail!(
-            "no warehouse at {}: run the pipeline into it first (or `cargo xtask demo`)",
-            path.display()
-        );
-    }
-    Ok(())
+/// The warehouse `dashboard` and `check` read. A DuckDB path with no file is refused
+/// rather than made into an empty warehouse (a mistyped path would otherwise draw an
+/// empty dashboard).
+fn reader(command: &settings::Command) -> Result<Box<dyn KpiSource>> {
+    let (file, env) = command.file_and_env()?;
+    Ok(
+        match settings::resolve_reader(file, env, command.flags.clone())? {
+            Output::DuckDb(path) => {
+                if !path.is_file() {
+                    bail!(
+                        "no warehouse at {}: run the pipeline into it first (or `cargo xtask demo`)",
+                        path.display()
+                    );
+                }
+                let sink = DuckDb::open(&path).with_context(|| {
+                    format!(
+                        "a running pipeline holds {}? It serves the dashboard at /dashboard",
+                        path.display()
+                    )
+                })?;
+                Box::new(DuckDbKpis::new(
+                    sink.connection().try_clone()?,
+                    &path.display().to_string(),
+                ))
+            }
+            Output::BigQuery(options) => Box::new(BigQueryKpis::open(&options)?),
+        },
+    )
 }
 
 /// How often the live dashboard reads the warehouse again (and the page reloads).

@@ -160,6 +160,18 @@ pub struct Command {
     pub help: bool,
 }
 
+impl Command {
+    /// The layers under the flags: the config file's (empty without `--config`) and the
+    /// environment's.
+    pub fn file_and_env(&self) -> Result<(Layer, Layer)> {
+        let file = match &self.config {
+            Some(path) => file_layer(path)?,
+            None => Layer::default(),
+        };
+        Ok((file, env_layer(std::env::vars())?))
+    }
+}
+
 fn key_value(flag: &str, text: &str) -> Result<(String, String)> {
     text.split_once('=')
         .filter(|(k, _)| !k.is_empty())
