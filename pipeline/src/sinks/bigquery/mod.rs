@@ -17,7 +17,7 @@ use gcp_bigquery_client::model::table::Table as BqTable;
 use gcp_bigquery_client::model::table_reference::TableReference;
 use gcp_bigquery_client::model::table_schema::TableSchema;
 use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
-use warehouse::analytics::{self, Dialect, KPIS};
+use warehouse::analytics::{self, Dialect};
 use warehouse::schema::{self, ColumnType, TABLES, Table};
 
 use self::api::Api;
@@ -106,14 +106,14 @@ impl BigQuery {
                 sink.api.create_table(sink.table_definition(table)?)?;
             }
         }
-        // Views are cheap to replace, and replacing keeps them those of this version.
+        // Views are cheap to replace, and replacing keeps them those of this version: one
+        // script, one job, rather than a job per view at every start.
         let project_dataset = sink.qualified("");
-        let project_dataset = project_dataset.trim_end_matches('.');
-        for kpi in KPIS {
-            let sql = analytics::instantiate(&kpi.create_view(Dialect::BigQuery), project_dataset);
-            sink.api
-                .query(&format!("creating the view {}", kpi.name), &sql)?;
-        }
+        let views = analytics::instantiate(
+            &analytics::views_script(Dialect::BigQuery),
+            project_dataset.trim_end_matches('.'),
+        );
+        sink.api.query("creating the KPI views", &views)?;
         for (name, schema) in [
             (OFFSETS_TABLE, offsets_schema()),
             (STATE_TABLE, state_schema()),
