@@ -43,16 +43,20 @@ enum Step {
     Infra,
     Test,
     E2e,
+    Bundled,
+    BuiltOnce,
 }
 
 impl Step {
-    const ALL: [Step; 6] = [
+    const ALL: [Step; 8] = [
         Step::Fmt,
         Step::Clippy,
         Step::Codegen,
         Step::Infra,
         Step::Test,
         Step::E2e,
+        Step::Bundled,
+        Step::BuiltOnce,
     ];
 
     fn name(self) -> &'static str {
@@ -63,6 +67,8 @@ impl Step {
             Step::Infra => "infra check",
             Step::Test => "test",
             Step::E2e => "e2e",
+            Step::Bundled => "duckdb-bundled fallback",
+            Step::BuiltOnce => "each C dependency built once per profile",
         }
     }
 
@@ -77,7 +83,15 @@ impl Step {
             Step::Codegen => crate::codegen::run(true)?,
             Step::Infra => crate::infra::check()?,
             Step::Test => cargo_step("test --workspace --locked")?,
-            Step::E2e => crate::e2e::run(&crate::e2e::E2e::default())?,
+            Step::E2e => crate::e2e(&[])?,
+            // The fallback for platforms without the prebuilt library: DuckDB compiled
+            // from source (once per machine, in a profile of its own), then the DDL and
+            // the DuckDB sink's tests against it.
+            Step::Bundled => cargo_step(
+                "test --profile duckdb-bundled --locked -p pipeline --features duckdb-bundled \
+                 --lib --test duckdb_ddl",
+            )?,
+            Step::BuiltOnce => crate::tidy::check_built_once(&crate::target_dir())?,
         }
         Ok(())
     }
@@ -85,7 +99,8 @@ impl Step {
 
 /// Installs what the checks need and a fresh machine may lack: the rustfmt and clippy
 /// components, a C++ compiler for DuckDB's bundled build, Java with Maven for the Kafka
-/// broker, Chromium for the dashboard's test, Go and Node.js for the infra checks.
+/// broker, Chromium for the dashboard's test, Go and Node.js for the infra checks, and
+/// DuckDB's prebuilt library (through npm) that every other step links.
 fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
     for (component, subcommand) in [("rustfmt", "fmt"), ("clippy", "clippy")] {
         let probe = cmd!(sh, "{cargo} {subcommand} --version")
@@ -103,7 +118,12 @@ fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
     }
     // Each tool the tests need, the Debian package that provides it, and why.
     let tools = [
-        ("c++", "--version", "g++", "DuckDB is built from source"),
+        (
+            "c++",
+            "--version",
+            "g++",
+            "the duckdb-bundled fallback and librdkafka are compiled",
+        ),
         (
             "pkg-config",
             "--version",
@@ -138,7 +158,7 @@ fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
             "npm",
             "--version",
             "npm",
-            "infra check validates the Kubernetes manifests with Node.js packages",
+            "DuckDB's prebuilt library comes from npm; infra check validates the manifests with Node.js packages",
         ),
     ];
     let mut missing = Vec::new();
@@ -189,5 +209,6 @@ fn ensure_prerequisites(sh: &Shell, cargo: &str) -> Result<()> {
             .run()
             .context("apt-get install")?;
     }
+    crate::duckdb::ensure_library()?;
     Ok(())
 }

@@ -9,10 +9,10 @@ use anyhow::{Context, Result, bail};
 use warehouse::time::civil_from_days;
 use xshell::{Shell, cmd};
 
-use crate::{nested_cargo, project_root};
+use crate::{build_binaries, project_root};
 
-/// The demo's simulated week starts here, so that it is the same on any day.
-const START_DAY: i64 = 20_458; // 2026-01-05
+/// The demo's simulated time starts here, so that it is the same on any day.
+const START_DAY: i64 = 20_454; // 2026-01-01
 
 #[derive(Debug)]
 pub struct Demo {
@@ -27,7 +27,9 @@ impl Default for Demo {
     fn default() -> Demo {
         Demo {
             users: 2_000,
-            days: 7,
+            // January and February whole: the month-over-month figures, the monthly
+            // charts and the state-by-month table need two months to say anything.
+            days: 59,
             seed: 1,
             out: PathBuf::from("data/warehouse.duckdb"),
             dashboard: PathBuf::from("data/dashboard.html"),
@@ -46,29 +48,30 @@ pub fn run(demo: &Demo) -> Result<()> {
     }
     let sh = Shell::new()?;
     sh.change_dir(project_root());
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let began = Instant::now();
     let events = PathBuf::from("data/demo-events");
     let out = &demo.out;
     let (users, seed) = (demo.users.to_string(), demo.seed.to_string());
     let (start, end) = (date(START_DAY), date(START_DAY + i64::from(demo.days)));
 
+    let mut bins = None;
     step(1, "build the simulator and the pipeline", || {
-        nested_cargo(cmd!(sh, "{cargo} build --quiet -p simulator -p pipeline"))
-            .run()
-            .context("the build failed; its output is above")
+        bins = Some(build_binaries(false)?);
+        Ok(())
     })?;
+    let bins = bins.context("the build step built nothing")?;
+    let (simulator, pipeline) = (&bins.simulator, &bins.pipeline);
     step(
         2,
         &format!("simulate {users} users from {start} to {end} (seed {seed})"),
         || {
             let _ = std::fs::remove_dir_all(sh.current_dir().join(&events));
-            nested_cargo(cmd!(
-            sh,
-            "{cargo} run --quiet -p simulator -- -n {users} -s {start} -e {end} -r {seed} --output-dir {events}"
-        ))
-        .run()
-        .context("the simulator failed; its message is above")
+            cmd!(
+                sh,
+                "{simulator} -n {users} -s {start} -e {end} -r {seed} --output-dir {events}"
+            )
+            .run()
+            .context("the simulator failed; its message is above")
         },
     )?;
     step(
@@ -84,30 +87,21 @@ pub fn run(demo: &Demo) -> Result<()> {
                 path.push(suffix);
                 let _ = std::fs::remove_file(path);
             }
-            nested_cargo(cmd!(
-                sh,
-                "{cargo} run --quiet -p pipeline -- run --input {events} --duckdb {out}"
-            ))
-            .run()
-            .context("the pipeline failed; its message is above")
+            cmd!(sh, "{pipeline} run --input {events} --duckdb {out}")
+                .run()
+                .context("the pipeline failed; its message is above")
         },
     )?;
     step(4, "report", || {
-        nested_cargo(cmd!(
-            sh,
-            "{cargo} run --quiet -p pipeline -- report --duckdb {out}"
-        ))
-        .run()
-        .context("the report failed")
+        cmd!(sh, "{pipeline} report --duckdb {out}")
+            .run()
+            .context("the report failed")
     })?;
     let dashboard = &demo.dashboard;
     step(5, "draw the dashboard", || {
-        nested_cargo(cmd!(
-            sh,
-            "{cargo} run --quiet -p pipeline -- dashboard --duckdb {out} --out {dashboard}"
-        ))
-        .run()
-        .context("the dashboard failed; its message is above")
+        cmd!(sh, "{pipeline} dashboard --duckdb {out} --out {dashboard}")
+            .run()
+            .context("the dashboard failed; its message is above")
     })?;
     println!(
         "\ndemo: done in {:.0?}. The warehouse is {} — open it with any DuckDB client, e.g.\n  duckdb {} \"SELECT * FROM kpi_top_artists LIMIT 5\"\nThe dashboard is {} — open it in a browser (it needs no network).",

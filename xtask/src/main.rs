@@ -5,7 +5,7 @@ mod ci;
 mod codegen;
 mod dashboard;
 mod demo;
-mod e2e;
+mod duckdb;
 mod infra;
 mod tidy;
 mod up;
@@ -36,10 +36,10 @@ Commands:
                       a virtual environment in the cache) on 127.0.0.1, default REST
                       port 9050 (gRPC ten above), project music-analytics.
   demo [--users N] [--days D] [--seed S] [--out PATH]
-                      The main job, embedded: simulate (default 2,000 users, 7 days,
-                      seed 1), stream through the pipeline into DuckDB (default
-                      data/warehouse.duckdb), print what landed and draw the
-                      dashboard (data/dashboard.html).
+                      The main job, embedded: simulate (default 2,000 users, 59 days
+                      from 2026-01-01: January and February, seed 1), stream through
+                      the pipeline into DuckDB (default data/warehouse.duckdb), print
+                      what landed and draw the dashboard (data/dashboard.html).
   dashboard [--duckdb PATH | --bigquery PROJECT.DATASET [--emulator]] [--out FILE]
             [--period P]... [--screenshot PNG]
                       The KPIs as one self-contained HTML page (default
@@ -49,6 +49,10 @@ Commands:
                       application-default credentials (or --bigquery-auth MODE);
                       --emulator reads the local emulator instead. --screenshot
                       also saves a picture from headless Chromium.
+  duckdb              Fetch DuckDB's official prebuilt C library (npm's
+                      @duckdb/node-bindings-linux-x64, checked against a pinned
+                      SHA-256) into .duckdb/lib, where the build links it from. Every
+                      command that builds does this first.
   e2e [--users N] [--days D] [--seed S]
                       End to end against a real broker and the BigQuery emulator:
                       simulate (default 500 users, 5 days, seed 7) into Kafka with
@@ -238,17 +242,23 @@ fn run() -> Result<()> {
             }
             bench::run(&bench)
         }
+        "duckdb" => {
+            no_more_args(&mut args, "duckdb")?;
+            duckdb::ensure_library().map(drop)
+        }
         "e2e" => {
-            let mut e2e = e2e::E2e::default();
+            let mut flags = Vec::new();
             while let Some(arg) = args.next()? {
                 match arg {
-                    lexopt::Arg::Long("users") => e2e.users = args.value()?.parse()?,
-                    lexopt::Arg::Long("days") => e2e.days = args.value()?.parse()?,
-                    lexopt::Arg::Long("seed") => e2e.seed = args.value()?.parse()?,
+                    lexopt::Arg::Long(flag @ ("users" | "days" | "seed")) => {
+                        let flag = format!("--{flag}");
+                        let value: u64 = args.value()?.parse()?;
+                        flags.extend([flag, value.to_string()]);
+                    }
                     other => bail!("e2e: {}", other.unexpected()),
                 }
             }
-            e2e::run(&e2e)
+            e2e(&flags)
         }
         "dashboard" => {
             let mut dashboard = dashboard::Dashboard::default();
@@ -327,39 +337,65 @@ fn nested_cargo(mut cmd: xshell::Cmd<'_>) -> xshell::Cmd<'_> {
     cmd
 }
 
-/// The simulator and pipeline binaries of one build.
+/// The `cargo xtask e2e` run: the e2e binary of the dev build, with the checkout's
+/// `data/e2e` as its work folder.
+fn e2e(flags: &[String]) -> Result<()> {
+    let bins = build_binaries(false)?;
+    let work = project_root().join("data/e2e");
+    let status = std::process::Command::new(&bins.e2e)
+        .args(flags)
+        .arg("--work")
+        .arg(&work)
+        .status()
+        .with_context(|| format!("starting {}", bins.e2e.display()))?;
+    if !status.success() {
+        bail!("the end-to-end run failed ({status}); its output is above");
+    }
+    Ok(())
+}
+
+/// The binaries of one build.
 struct Binaries {
     simulator: PathBuf,
     pipeline: PathBuf,
+    e2e: PathBuf,
 }
 
-/// Builds the simulator and the pipeline, in the release profile or in the dev profile
-/// the tests use (so that DuckDB is built once for both), and finds them.
+/// Builds every binary any command runs, in the release profile or in the dev profile
+/// the tests use, and finds them. It is one `cargo build` of the same packages for every
+/// command, and the workspace-hack crate gives it the features the tests resolve, so
+/// that no command builds a C dependency (DuckDB, librdkafka, zlib) a second time.
 fn build_binaries(release: bool) -> Result<Binaries> {
+    duckdb::ensure_library()?;
     let sh = xshell::Shell::new()?;
     sh.change_dir(project_root());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let profile = release.then_some("--release");
     nested_cargo(xshell::cmd!(
         sh,
-        "{cargo} build {profile...} --quiet -p simulator -p pipeline"
+        "{cargo} build {profile...} --quiet --locked -p simulator -p pipeline -p e2e"
     ))
     .run()
     .context("the build failed; its output is above")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| project_root().join("target"))
-        .join(if release { "release" } else { "debug" });
+    let target = target_dir().join(if release { "release" } else { "debug" });
     let bins = Binaries {
         simulator: target.join("simulator"),
         pipeline: target.join("pipeline"),
+        e2e: target.join("e2e"),
     };
-    for bin in [&bins.simulator, &bins.pipeline] {
+    for bin in [&bins.simulator, &bins.pipeline, &bins.e2e] {
         if !bin.exists() {
             bail!("the build left no {}", bin.display());
         }
     }
     Ok(bins)
+}
+
+/// Cargo's target folder: `CARGO_TARGET_DIR`, or `target/` in the checkout.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| project_root().join("target"))
 }
 
 /// The repository's root, found from this crate's location rather than the working

@@ -1,4 +1,66 @@
-//! Repository-wide conventions that no compiler checks, run as tests of xtask.
+//! Repository-wide conventions that no compiler checks: tests of xtask, and the check
+//! `cargo xtask ci` ends with, that no C dependency was built twice in one profile.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+/// The crates whose build scripts compile C or C++, and so cost minutes per build.
+const C_BUILDS: [&str; 3] = ["libduckdb-sys", "rdkafka-sys", "libz-sys"];
+
+/// Fails when a profile of the target folder holds more than one build of a C crate.
+/// Cargo keeps one folder per build-script run under `<profile>/build/<crate>-<hash>/`
+/// (the one with an `output` file); two of them mean two resolved feature sets, so the
+/// C or C++ was compiled twice.
+pub fn check_built_once(target: &Path) -> Result<()> {
+    let runs = c_build_runs(target);
+    for ((profile, krate), n) in &runs {
+        println!("  {profile}: {krate} built {n} time(s)");
+    }
+    let twice: Vec<String> = runs
+        .iter()
+        .filter(|(_, n)| **n > 1)
+        .map(|((profile, krate), n)| format!("{krate} {n} times in {profile}"))
+        .collect();
+    if !twice.is_empty() {
+        bail!(
+            "C dependencies were built more than once per profile: {}. Two commands resolved \
+             different features for them; make both resolve the workspace-hack's (run \
+             `cargo hakari generate`), or build every binary in one invocation",
+            twice.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Build-script runs of the C crates, per (profile, crate).
+fn c_build_runs(target: &Path) -> BTreeMap<(String, &'static str), usize> {
+    let mut runs = BTreeMap::new();
+    let Ok(profiles) = fs::read_dir(target) else {
+        return runs;
+    };
+    for profile in profiles.flatten() {
+        let Ok(builds) = fs::read_dir(profile.path().join("build")) else {
+            continue;
+        };
+        let profile = profile.file_name().to_string_lossy().into_owned();
+        for build in builds.flatten() {
+            let name = build.file_name().to_string_lossy().into_owned();
+            let Some((krate, hash)) = name.rsplit_once('-') else {
+                continue;
+            };
+            let Some(krate) = C_BUILDS.into_iter().find(|c| *c == krate) else {
+                continue;
+            };
+            if hash.len() == 16 && build.path().join("output").exists() {
+                *runs.entry((profile.clone(), krate)).or_default() += 1;
+            }
+        }
+    }
+    runs
+}
 
 #[cfg(test)]
 mod tests {
@@ -6,6 +68,48 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use crate::project_root;
+
+    /// A target folder with the given build-script folders, `output` files in the runs.
+    fn target_with(builds: &[(&str, &str, bool)]) -> PathBuf {
+        let root = std::env::temp_dir().join(format!(
+            "xtask-built-once-{}-{}",
+            std::process::id(),
+            builds.len()
+        ));
+        let _ = fs::remove_dir_all(&root);
+        for (profile, name, ran) in builds {
+            let dir = root.join(profile).join("build").join(name);
+            fs::create_dir_all(&dir).unwrap();
+            if *ran {
+                fs::write(dir.join("output"), "").unwrap();
+            }
+        }
+        root
+    }
+
+    #[test]
+    fn one_build_of_each_c_crate_per_profile_passes() {
+        let target = target_with(&[
+            ("debug", "libduckdb-sys-0123456789abcdef", true),
+            ("debug", "libduckdb-sys-fedcba9876543210", false),
+            ("release", "libduckdb-sys-1111111111111111", true),
+            ("debug", "rdkafka-sys-2222222222222222", true),
+        ]);
+        super::check_built_once(&target).unwrap();
+        fs::remove_dir_all(target).unwrap();
+    }
+
+    #[test]
+    fn two_duckdb_builds_in_one_profile_fail() {
+        let target = target_with(&[
+            ("debug", "libduckdb-sys-0123456789abcdef", true),
+            ("debug", "libduckdb-sys-fedcba9876543210", true),
+            ("debug", "libduckdb-sys-3333333333333333", false),
+        ]);
+        let error = super::check_built_once(&target).unwrap_err().to_string();
+        assert!(error.contains("libduckdb-sys 2 times in debug"), "{error}");
+        fs::remove_dir_all(target).unwrap();
+    }
 
     fn rust_files(dir: &Path, found: &mut Vec<PathBuf>) {
         let Ok(entries) = fs::read_dir(dir) else {

@@ -89,7 +89,7 @@ pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Parti
 
 /// Every table's rows by primary key, rendered as text: the same model `cargo xtask e2e`
 /// compares warehouses with.
-pub use xtask::tables::{Tables as Warehouse, render, without_receive_times};
+pub use e2e::tables::{Tables as Warehouse, render, without_receive_times};
 
 /// Applies one output as a sink does: a row replaces the one of its primary key.
 pub fn apply(warehouse: &mut Warehouse, output: &Output) {
@@ -101,12 +101,12 @@ pub fn apply(warehouse: &mut Warehouse, output: &Output) {
 
 /// Every table of a DuckDB warehouse.
 pub fn duckdb_tables(connection: &duckdb::Connection) -> Warehouse {
-    xtask::tables::duckdb_tables(connection).unwrap()
+    e2e::tables::duckdb_tables(connection).unwrap()
 }
 
 /// Every warehouse table of a dataset in the BigQuery emulator.
 pub fn bigquery_tables(emulator: &xtask::emulator::Emulator, dataset: &str) -> Warehouse {
-    xtask::tables::bigquery_tables(emulator, dataset, "").unwrap()
+    e2e::tables::bigquery_tables(emulator, dataset, "").unwrap()
 }
 
 /// `bigquery_tables` without the table `skipped`.
@@ -115,7 +115,7 @@ pub fn bigquery_tables_except(
     dataset: &str,
     skipped: &str,
 ) -> Warehouse {
-    xtask::tables::bigquery_tables(emulator, dataset, skipped).unwrap()
+    e2e::tables::bigquery_tables(emulator, dataset, skipped).unwrap()
 }
 
 /// Panics with the first rows that differ rather than with two whole warehouses.

@@ -1,4 +1,5 @@
-//! `cargo xtask e2e`: the whole path against real services. A Kafka broker and the
+//! `e2e`: the whole path against real services, the binary `cargo xtask e2e` builds
+//! together with the simulator and the pipeline and then runs. A Kafka broker and the
 //! BigQuery emulator start; the simulator writes a few days of a few hundred users into
 //! six-partition topics, beside a known set of malformed messages; the pipeline consumes
 //! them into DuckDB and, as a second consumer group, into the emulator. The checks: every
@@ -7,21 +8,88 @@
 //! events, and the same rows in DuckDB and BigQuery. Then the fault run: the same input
 //! with the pipeline killed (-9) three times at random points; it must end with the clean
 //! run's tables.
+//!
+//! It lives outside xtask because it reads DuckDB files: xtask itself links no DuckDB,
+//! so that `cargo xtask` builds in seconds on a fresh machine.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use e2e::tables::{Tables, bigquery_tables, duckdb_tables, without_receive_times};
+use lexopt::ValueExt as _;
 use warehouse::analytics::Dialect;
 use warehouse::quality::{CheckKind, checks};
 use warehouse::schema::TABLES;
 use xtask::emulator::{PROJECT, ScratchEmulator};
 use xtask::kafka::{ScratchBroker, ensure_jars};
-use xtask::tables::{Tables, bigquery_tables, duckdb_tables, without_receive_times};
 
-use crate::{Binaries, build_binaries, project_root};
+const HELP: &str = "\
+e2e [--users N] [--days D] [--seed S] [--work DIR]
+
+The end-to-end run against a real broker and the BigQuery emulator (default 500 users,
+5 days, seed 7; logs and warehouses in DIR, default data/e2e). Run it through
+`cargo xtask e2e`, which builds it beside the simulator and the pipeline it runs.
+";
+
+fn main() -> ExitCode {
+    match parse().and_then(|e2e| run(&e2e)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            for cause in error.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn parse() -> Result<E2e> {
+    let mut e2e = E2e::default();
+    let mut args = lexopt::Parser::from_env();
+    while let Some(arg) = args.next()? {
+        match arg {
+            lexopt::Arg::Long("users") => e2e.users = args.value()?.parse()?,
+            lexopt::Arg::Long("days") => e2e.days = args.value()?.parse()?,
+            lexopt::Arg::Long("seed") => e2e.seed = args.value()?.parse()?,
+            lexopt::Arg::Long("work") => e2e.work = args.value()?.into(),
+            lexopt::Arg::Long("help") | lexopt::Arg::Short('h') => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            other => bail!("e2e: {}\n\n{HELP}", other.unexpected()),
+        }
+    }
+    Ok(e2e)
+}
+
+/// The simulator and pipeline binaries of the build this binary came from: cargo puts
+/// every binary of one profile in one folder.
+struct Binaries {
+    simulator: PathBuf,
+    pipeline: PathBuf,
+}
+
+fn sibling_binaries() -> Result<Binaries> {
+    let me = std::env::current_exe().context("finding the e2e binary's own path")?;
+    let dir = me.parent().context("the e2e binary has no folder")?;
+    let bins = Binaries {
+        simulator: dir.join("simulator"),
+        pipeline: dir.join("pipeline"),
+    };
+    for bin in [&bins.simulator, &bins.pipeline] {
+        if !bin.exists() {
+            bail!(
+                "no {} beside the e2e binary: run `cargo xtask e2e`, which builds all three",
+                bin.display()
+            );
+        }
+    }
+    Ok(bins)
+}
 
 /// The simulated days start here, so that a run is the same on any day.
 const START: &str = "2026-01-05T00:00:00";
@@ -57,10 +125,11 @@ const LANDED: [(&str, &str); 4] = [
 ];
 
 #[derive(Debug)]
-pub struct E2e {
-    pub users: u32,
-    pub days: u32,
-    pub seed: u64,
+struct E2e {
+    users: u32,
+    days: u32,
+    seed: u64,
+    work: PathBuf,
 }
 
 impl Default for E2e {
@@ -69,6 +138,7 @@ impl Default for E2e {
             users: 500,
             days: 5,
             seed: 7,
+            work: PathBuf::from("data/e2e"),
         }
     }
 }
@@ -84,16 +154,14 @@ struct Outcome {
     fault_runs_identical: bool,
 }
 
-pub fn run(e2e: &E2e) -> Result<()> {
+fn run(e2e: &E2e) -> Result<()> {
     let began = Instant::now();
-    let work = project_root().join("data/e2e");
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
-    let mut steps = Steps::new(8);
+    let work = &e2e.work;
+    let _ = std::fs::remove_dir_all(work);
+    std::fs::create_dir_all(work).with_context(|| format!("creating {}", work.display()))?;
+    let bins = sibling_binaries()?;
+    let mut steps = Steps::new(7);
 
-    let bins = steps.run("build the simulator and the pipeline", || {
-        build_binaries(false)
-    })?;
     let (broker, emulator) = steps.run("start a Kafka broker and the BigQuery emulator", || {
         Ok((ScratchBroker::start("e2e")?, ScratchEmulator::start("e2e")?))
     })?;
@@ -106,7 +174,7 @@ pub fn run(e2e: &E2e) -> Result<()> {
             e2e.seed,
             MALFORMED.len()
         ),
-        || produce(e2e, &bins, &broker, &work),
+        || produce(e2e, &bins, &broker, work),
     )?;
     let clean = work.join("clean.duckdb");
     let staging = work.join("staging");
@@ -165,7 +233,7 @@ pub fn run(e2e: &E2e) -> Result<()> {
                 total,
                 &bins.pipeline,
                 &bootstrap,
-                &work,
+                work,
                 &clean_tables,
             )
         },

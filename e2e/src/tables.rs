@@ -12,7 +12,7 @@ use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
 use warehouse::schema::{ColumnType, TABLES, Table};
 
-use crate::emulator::Emulator;
+use xtask::emulator::Emulator;
 
 /// Every table's rows by primary key, each rendered as `column=value` text.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

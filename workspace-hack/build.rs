@@ -1,0 +1,3 @@
+//! Present so that cargo treats the hack's build-dependencies as real ones.
+
+fn main() {}
