@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: every check CI runs, in order, each step timed and named on failure.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use xshell::{Shell, cmd};
@@ -12,6 +12,7 @@ pub fn run() -> Result<()> {
     sh.change_dir(project_root());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let started = Instant::now();
+    let since = SystemTime::now();
 
     ensure_prerequisites(&sh, &cargo)?;
 
@@ -20,7 +21,7 @@ pub fn run() -> Result<()> {
         let name = step.name();
         println!("\nci [{}/{total}] {name}", i + 1);
         let step_started = Instant::now();
-        step.run(&sh, &cargo)
+        step.run(&sh, &cargo, since)
             .with_context(|| format!("ci step `{name}` failed; its output is above"))?;
         println!(
             "ci [{}/{total}] {name} passed in {:.0?}",
@@ -72,7 +73,7 @@ impl Step {
         }
     }
 
-    fn run(self, sh: &Shell, cargo: &str) -> Result<()> {
+    fn run(self, sh: &Shell, cargo: &str, since: SystemTime) -> Result<()> {
         let cargo_step = |args: &str| {
             let args = args.split_whitespace();
             crate::nested_cargo(cmd!(sh, "{cargo} {args...}")).run()
@@ -91,7 +92,7 @@ impl Step {
                 "test --profile duckdb-bundled --locked -p pipeline --features duckdb-bundled \
                  --lib --test duckdb_ddl",
             )?,
-            Step::BuiltOnce => crate::tidy::check_built_once(&crate::target_dir())?,
+            Step::BuiltOnce => crate::tidy::check_built_once(&crate::target_dir(), since)?,
         }
         Ok(())
     }

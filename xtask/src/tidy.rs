@@ -4,18 +4,24 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
+use std::time::SystemTime;
 
 use anyhow::{Result, bail};
 
 /// The crates whose build scripts compile C or C++, and so cost minutes per build.
 const C_BUILDS: [&str; 3] = ["libduckdb-sys", "rdkafka-sys", "libz-sys"];
 
-/// Fails when a profile of the target folder holds more than one build of a C crate.
-/// Cargo keeps one folder per build-script run under `<profile>/build/<crate>-<hash>/`
-/// (the one with an `output` file); two of them mean two resolved feature sets, so the
-/// C or C++ was compiled twice.
-pub fn check_built_once(target: &Path) -> Result<()> {
-    let runs = c_build_runs(target);
+/// Fails when a profile of the target folder got more than one build of a C crate since
+/// `since`. Cargo keeps one folder per build-script run under
+/// `<profile>/build/<crate>-<hash>/` (the one with an `output` file); two of them mean two
+/// resolved feature sets, so the C or C++ was compiled twice. Runs older than `since` are
+/// left out because a persistent target folder keeps the builds of earlier commits (an
+/// older DuckDB, other features), which say nothing about this one.
+pub fn check_built_once(target: &Path, since: SystemTime) -> Result<()> {
+    let runs = c_build_runs(target, since);
+    if runs.is_empty() {
+        println!("  no C dependency was built in this run (all cached)");
+    }
     for ((profile, krate), n) in &runs {
         println!("  {profile}: {krate} built {n} time(s)");
     }
@@ -35,8 +41,8 @@ pub fn check_built_once(target: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Build-script runs of the C crates, per (profile, crate).
-fn c_build_runs(target: &Path) -> BTreeMap<(String, &'static str), usize> {
+/// Build-script runs of the C crates since `since`, per (profile, crate).
+fn c_build_runs(target: &Path, since: SystemTime) -> BTreeMap<(String, &'static str), usize> {
     let mut runs = BTreeMap::new();
     let Ok(profiles) = fs::read_dir(target) else {
         return runs;
@@ -54,7 +60,10 @@ fn c_build_runs(target: &Path) -> BTreeMap<(String, &'static str), usize> {
             let Some(krate) = C_BUILDS.into_iter().find(|c| *c == krate) else {
                 continue;
             };
-            if hash.len() == 16 && build.path().join("output").exists() {
+            let ran_since = fs::metadata(build.path().join("output"))
+                .and_then(|meta| meta.modified())
+                .is_ok_and(|modified| modified >= since);
+            if hash.len() == 16 && ran_since {
                 *runs.entry((profile.clone(), krate)).or_default() += 1;
             }
         }
@@ -66,47 +75,73 @@ fn c_build_runs(target: &Path) -> BTreeMap<(String, &'static str), usize> {
 mod tests {
     use std::fs;
     use std::path::{Path, PathBuf};
+    use std::time::{Duration, SystemTime};
 
     use crate::project_root;
 
-    /// A target folder with the given build-script folders, `output` files in the runs.
-    fn target_with(builds: &[(&str, &str, bool)]) -> PathBuf {
+    /// A target folder with the given build-script folders, `output` files in the runs;
+    /// runs marked stale get an `output` dated a day back.
+    fn target_with(builds: &[(&str, &str, Run)]) -> PathBuf {
         let root = std::env::temp_dir().join(format!(
             "xtask-built-once-{}-{}",
             std::process::id(),
             builds.len()
         ));
         let _ = fs::remove_dir_all(&root);
-        for (profile, name, ran) in builds {
+        for (profile, name, run) in builds {
             let dir = root.join(profile).join("build").join(name);
             fs::create_dir_all(&dir).unwrap();
-            if *ran {
+            if *run != Run::None {
                 fs::write(dir.join("output"), "").unwrap();
+            }
+            if *run == Run::Stale {
+                let day_ago = SystemTime::now() - Duration::from_secs(86_400);
+                fs::File::options()
+                    .write(true)
+                    .open(dir.join("output"))
+                    .unwrap()
+                    .set_modified(day_ago)
+                    .unwrap();
             }
         }
         root
     }
 
+    #[derive(Clone, Copy, PartialEq)]
+    enum Run {
+        /// The build script's folder only, as cargo leaves it for the compiled script.
+        None,
+        Fresh,
+        Stale,
+    }
+
+    fn an_hour_ago() -> SystemTime {
+        SystemTime::now() - Duration::from_secs(3_600)
+    }
+
     #[test]
     fn one_build_of_each_c_crate_per_profile_passes() {
         let target = target_with(&[
-            ("debug", "libduckdb-sys-0123456789abcdef", true),
-            ("debug", "libduckdb-sys-fedcba9876543210", false),
-            ("release", "libduckdb-sys-1111111111111111", true),
-            ("debug", "rdkafka-sys-2222222222222222", true),
+            ("debug", "libduckdb-sys-0123456789abcdef", Run::Fresh),
+            ("debug", "libduckdb-sys-fedcba9876543210", Run::None),
+            ("debug", "libduckdb-sys-4444444444444444", Run::Stale),
+            ("release", "libduckdb-sys-1111111111111111", Run::Fresh),
+            ("debug", "rdkafka-sys-2222222222222222", Run::Fresh),
         ]);
-        super::check_built_once(&target).unwrap();
+        super::check_built_once(&target, an_hour_ago()).unwrap();
         fs::remove_dir_all(target).unwrap();
     }
 
     #[test]
     fn two_duckdb_builds_in_one_profile_fail() {
         let target = target_with(&[
-            ("debug", "libduckdb-sys-0123456789abcdef", true),
-            ("debug", "libduckdb-sys-fedcba9876543210", true),
-            ("debug", "libduckdb-sys-3333333333333333", false),
+            ("debug", "libduckdb-sys-0123456789abcdef", Run::Fresh),
+            ("debug", "libduckdb-sys-fedcba9876543210", Run::Fresh),
+            ("debug", "libduckdb-sys-3333333333333333", Run::None),
         ]);
-        let error = super::check_built_once(&target).unwrap_err().to_string();
+        let error = super::check_built_once(&target, an_hour_ago())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("libduckdb-sys 2 times in debug"), "{error}");
         fs::remove_dir_all(target).unwrap();
     }
