@@ -35,16 +35,7 @@ The end-to-end run against a real broker and the BigQuery emulator (default 500 
 ";
 
 fn main() -> ExitCode {
-    match parse().and_then(|e2e| run(&e2e)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    xtask::exit_code(parse().and_then(|e2e| run(&e2e)))
 }
 
 fn parse() -> Result<E2e> {

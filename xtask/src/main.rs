@@ -89,18 +89,7 @@ Commands:
 ";
 
 fn main() -> ExitCode {
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            // The chain of contexts, one line each, without a backtrace: the failing
-            // step's own output is already on the terminal above.
-            eprintln!("error: {error}");
-            for cause in error.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
-            ExitCode::FAILURE
-        }
-    }
+    xtask::exit_code(run())
 }
 
 fn run() -> Result<()> {
