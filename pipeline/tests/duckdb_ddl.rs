@@ -9,6 +9,7 @@ use warehouse::schema::{self, ColumnType, TABLES};
 
 fn warehouse() -> Connection {
     let conn = Connection::open_in_memory().unwrap();
+    pipeline::sinks::duckdb::pin_utc(&conn).unwrap();
     conn.execute_batch(&schema::duckdb::schema_script())
         .unwrap();
     conn

@@ -29,6 +29,31 @@ CREATE TABLE IF NOT EXISTS pipeline_state (
 );
 ";
 
+/// Opens a DuckDB file with the time zone pinned to UTC (see [`pin_utc`]).
+pub fn connect(path: &Path, config: duckdb::Config) -> duckdb::Result<Connection> {
+    let connection = Connection::open_with_flags(path, config)?;
+    pin_utc(&connection)?;
+    Ok(connection)
+}
+
+/// Makes UTC the time zone of every connection to `connection`'s database.
+///
+/// DuckDB's prebuilt library carries the ICU extension, which takes the host's time
+/// zone as the default: dates cast from timestamps would then follow the machine the
+/// pipeline or a report runs on, and Arrow exports would name that zone. A build
+/// without ICU (the bundled one) has no such setting and is UTC already.
+pub fn pin_utc(connection: &Connection) -> duckdb::Result<()> {
+    let has_time_zone: bool = connection.query_row(
+        "SELECT count(*) > 0 FROM duckdb_settings() WHERE name = 'TimeZone'",
+        [],
+        |row| row.get(0),
+    )?;
+    if has_time_zone {
+        connection.execute_batch("SET GLOBAL TimeZone = 'UTC'")?;
+    }
+    Ok(())
+}
+
 pub struct DuckDb {
     connection: Connection,
     path: String,
@@ -49,10 +74,11 @@ impl DuckDb {
                 message: format!("cannot create its folder: {e}"),
             })?;
         }
-        let connection = Connection::open(path).map_err(|e| PipelineError::DuckDb {
-            path: path.display().to_string(),
-            message: format!("cannot open: {e}"),
-        })?;
+        let connection =
+            connect(path, duckdb::Config::default()).map_err(|e| PipelineError::DuckDb {
+                path: path.display().to_string(),
+                message: format!("cannot open: {e}"),
+            })?;
         let sink = DuckDb {
             connection,
             path: path.display().to_string(),

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use duckdb::{AccessMode, Config, Connection};
+use duckdb::{AccessMode, Config};
 use pipeline::analytics::{Cell, DuckDbKpis, Snapshot};
 use warehouse::analytics::{
     ACTIVE_USERS_30D, HOURS_LISTENED, KPIS, Kpi, LISTENS, Period, SESSION_LISTENING_TIME,
@@ -15,7 +15,7 @@ pub fn print(path: &Path) -> Result<()> {
     let config = Config::default()
         .access_mode(AccessMode::ReadOnly)
         .context("DuckDB's read-only mode")?;
-    let db = Connection::open_with_flags(path, config)
+    let db = pipeline::sinks::duckdb::connect(path, config)
         .with_context(|| format!("cannot open the warehouse {}", path.display()))?;
     let count = |table: &str| -> Result<i64> {
         db.query_row(&format!("SELECT count(*) FROM \"{table}\""), [], |r| {
