@@ -1,7 +1,7 @@
 //! Simulated time: parsing eventsim's date-times, users' local time (US zones with
 //! daylight saving), and the daily and weekly cycle of activity that thins session starts.
 
-use warehouse::time::{DateTimeParts, days_from_civil};
+use warehouse::time::{DateTimeParts, civil_from_days, days_from_civil};
 
 pub const SECOND_MS: i64 = 1000;
 pub const MINUTE_MS: i64 = 60 * SECOND_MS;
@@ -149,21 +149,57 @@ fn in_us_daylight_saving(local_standard_ms: i64) -> bool {
     (begins..ends).contains(&local_standard_ms)
 }
 
+/// Epoch days of known weekdays, the first week of 1970: day 0 was a Thursday.
+const THURSDAY: i64 = 0;
+const SUNDAY: i64 = 3;
+const MONDAY: i64 = 4;
+
 /// The epoch day of the `n`th Sunday of a month.
 fn nth_sunday(year: i64, month: u32, n: i64) -> i64 {
+    nth_weekday(year, month, SUNDAY, n)
+}
+
+/// The epoch day of the `n`th given weekday (named by an epoch day that fell on it) of
+/// a month.
+fn nth_weekday(year: i64, month: u32, weekday: i64, n: i64) -> i64 {
     let first = days_from_civil(year, month, 1);
-    // Epoch day 3 was a Sunday.
-    let to_sunday = (3 - first).rem_euclid(7);
-    first + to_sunday + 7 * (n - 1)
+    first + (weekday - first).rem_euclid(7) + 7 * (n - 1)
+}
+
+/// Whether an epoch day is a US federal holiday, as eventsim's holiday calendar (jollyday's
+/// United States) has them: New Year's Day, Martin Luther King Jr. Day, Presidents' Day,
+/// Memorial Day, Independence Day, Labor Day, Columbus Day, Veterans Day, Thanksgiving and
+/// Christmas, on the day itself (not the observed weekday).
+pub fn is_us_holiday(epoch_day: i64) -> bool {
+    let (year, month, day) = civil_from_days(epoch_day);
+    let nth_monday = |month: u32, n: i64| nth_weekday(year, month, MONDAY, n);
+    match (month, day) {
+        (1, 1) | (7, 4) | (11, 11) | (12, 25) => true,
+        (1, _) => epoch_day == nth_monday(1, 3),
+        (2, _) => epoch_day == nth_monday(2, 3),
+        // The last Monday of May: the first of June's Mondays, a week earlier.
+        (5, _) => epoch_day == nth_monday(6, 1) - 7,
+        (9, _) => epoch_day == nth_monday(9, 1),
+        (10, _) => epoch_day == nth_monday(10, 2),
+        (11, _) => epoch_day == nth_weekday(year, 11, THURSDAY, 4),
+        _ => false,
+    }
+}
+
+/// Whether users have the day off: a Saturday, a Sunday or a US federal holiday.
+fn is_day_off(epoch_day: i64) -> bool {
+    // Epoch day 2 was a Saturday.
+    (epoch_day - 2).rem_euclid(7) < 2 || is_us_holiday(epoch_day)
 }
 
 /// How busy users are at a local time, as a factor in (0, 1] by which candidate session
 /// starts are kept (thinning a Poisson process, so starts follow the factor exactly).
 ///
 /// The daily cycle peaks at 15:00 and bottoms out at 03:00, where the factor is
-/// `1 - damping`. At weekends (Saturday 00:00 to Monday 00:00) it is further multiplied by
-/// `1 - weekend-damping`; the change is a linear ramp that begins `weekend-damping-offset`
-/// minutes before each of those midnights and lasts `weekend-damping-scale` minutes.
+/// `1 - damping`. On days off (weekends and US federal holidays, as in eventsim) it is
+/// further multiplied by `1 - weekend-damping`; each change is a linear ramp that begins
+/// `weekend-damping-offset` minutes before the midnight where the day off begins or ends
+/// and lasts `weekend-damping-scale` minutes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Activity {
     pub damping: f64,
@@ -183,21 +219,31 @@ impl Activity {
         1.0 - self.damping * (1.0 - libm::cos(phase)) / 2.0
     }
 
+    /// The daily cycle's mean over a day: its cosine averages out.
+    pub fn daily_mean(&self) -> f64 {
+        1.0 - self.damping / 2.0
+    }
+
     pub fn weekly(&self, local_ms: i64) -> f64 {
         1.0 - self.weekend_damping * self.weekendness(local_ms)
     }
 
-    /// 1 inside the weekend, 0 outside, linear on the ramps.
+    /// 1 on a day off, 0 on a working day, linear on the ramps between them.
     fn weekendness(&self, local_ms: i64) -> f64 {
-        // Measured in a week that starts on Wednesday 00:00, so that a whole weekend and
-        // both its ramps lie inside one week. Epoch day 6 was a Wednesday.
-        let t = (local_ms - 6 * DAY_MS).rem_euclid(WEEK_MS) as f64;
-        let saturday = (3 * DAY_MS - self.weekend_offset_ms) as f64;
-        let monday = (5 * DAY_MS - self.weekend_offset_ms) as f64;
+        let today = local_ms.div_euclid(DAY_MS);
         let scale = self.weekend_scale_ms.max(1) as f64;
-        let into = ((t - saturday) / scale).clamp(0.0, 1.0);
-        let out_of = ((t - monday) / scale).clamp(0.0, 1.0);
-        into - out_of
+        // Start from the day before yesterday and add each change at the midnights around
+        // today whose ramp can reach it (a ramp lasts less than a day).
+        let off = |day: i64| f64::from(u8::from(is_day_off(day)));
+        let mut value = off(today - 2);
+        for day in today - 1..=today + 2 {
+            let change = off(day) - off(day - 1);
+            if change != 0.0 {
+                let ramp_start = day * DAY_MS - self.weekend_offset_ms;
+                value += change * ((local_ms - ramp_start) as f64 / scale).clamp(0.0, 1.0);
+            }
+        }
+        value
     }
 }
 
@@ -265,6 +311,74 @@ mod tests {
         assert!((at(15) - 1.0).abs() < 1e-12);
         assert!((at(3) - (1.0 - 0.09375)).abs() < 1e-12);
         assert!(at(12) < at(15) && at(18) < at(15) && at(6) > at(3));
+        let minutes = 24 * 60;
+        let mean = (0..minutes)
+            .map(|m| activity.daily(monday + m * MINUTE_MS + MINUTE_MS / 2))
+            .sum::<f64>()
+            / minutes as f64;
+        assert!((mean - activity.daily_mean()).abs() < 1e-9, "{mean}");
+    }
+
+    #[test]
+    fn us_federal_holidays_fall_on_their_days() {
+        let holidays = |year: i64| -> Vec<(u32, u32)> {
+            (days_from_civil(year, 1, 1)..days_from_civil(year + 1, 1, 1))
+                .filter(|&d| is_us_holiday(d))
+                .map(|d| {
+                    let (_, m, day) = civil_from_days(d);
+                    (m, day)
+                })
+                .collect()
+        };
+        // 2024 from the federal calendar.
+        assert_eq!(
+            holidays(2024),
+            [
+                (1, 1),
+                (1, 15),
+                (2, 19),
+                (5, 27),
+                (7, 4),
+                (9, 2),
+                (10, 14),
+                (11, 11),
+                (11, 28),
+                (12, 25)
+            ]
+        );
+        assert_eq!(
+            holidays(2026),
+            [
+                (1, 1),
+                (1, 19),
+                (2, 16),
+                (5, 25),
+                (7, 4),
+                (9, 7),
+                (10, 12),
+                (11, 11),
+                (11, 26),
+                (12, 25)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_holiday_is_damped_like_a_weekend_day() {
+        let activity = example_activity();
+        // Monday 2024-01-01, New Year's Day, after a weekend: damped all day, ramping
+        // back up around the midnight that ends it.
+        let new_year = days_from_civil(2024, 1, 1) * DAY_MS;
+        assert_eq!(activity.weekly(new_year + 12 * HOUR_MS), 0.5);
+        assert_eq!(activity.weekly(new_year - 12 * HOUR_MS), 0.5);
+        assert!((activity.weekly(new_year + DAY_MS) - 0.75).abs() < 1e-12);
+        assert_eq!(activity.weekly(new_year + DAY_MS + 180 * MINUTE_MS), 1.0);
+        // Thursday 2024-07-04 between working days: ramps at both of its midnights.
+        let fourth = days_from_civil(2024, 7, 4) * DAY_MS;
+        assert_eq!(activity.weekly(fourth - 180 * MINUTE_MS), 1.0);
+        assert!((activity.weekly(fourth) - 0.75).abs() < 1e-12);
+        assert_eq!(activity.weekly(fourth + 12 * HOUR_MS), 0.5);
+        assert!((activity.weekly(fourth + DAY_MS) - 0.75).abs() < 1e-12);
     }
 
     #[test]

@@ -214,15 +214,17 @@ impl EventsimConfig {
             "weekend-damping",
             "must be from 0 to 1",
         );
+        // Ramps longer than a day, or starting over a day early, would overlap the next
+        // day off's; a day has 1440 minutes.
         problems.check(
-            self.weekend_damping_offset >= 0,
+            (0..=1440).contains(&self.weekend_damping_offset),
             "weekend-damping-offset",
-            "must not be negative",
+            "must be from 0 to 1440 minutes",
         );
         problems.check(
-            self.weekend_damping_scale > 0,
+            (1..=1440).contains(&self.weekend_damping_scale),
             "weekend-damping-scale",
-            "must be positive",
+            "must be from 1 to 1440 minutes",
         );
         problems.check(
             self.session_gap > 0,

@@ -18,8 +18,11 @@ use crate::random::Stream;
 use crate::songs::Catalogue;
 
 /// How much users differ in their pace: the spread of the logarithm of each user's
-/// factor on `alpha` and `beta`, whose mean is 1.
-const PACE_SIGMA: f64 = 0.5;
+/// factor on `alpha` and `beta`, whose mean is 1. eventsim draws the factor as
+/// `exp(N(0, 1)) / √e`, a log-normal of spread 1 and mean 1, and so do we: the spread
+/// sets the volume, since a user's session rate goes with the inverse of the factor,
+/// whose mean is `exp(σ²)` (e ≈ 2.72 here; a spread of 0.5 gave half eventsim's sessions).
+pub const PACE_SIGMA: f64 = 1.0;
 /// Initial users registered up to this long before the start.
 const REGISTRATION_SPAN_MS: i64 = YEAR_MS;
 /// Thinning gives up after this many rejected candidates and takes the next one, so that
@@ -146,8 +149,10 @@ impl World {
     }
 
     /// The first time from `earliest` on at which a user starts a session: candidates
-    /// come at exponential gaps of mean `beta_ms` and are kept with the probability of
-    /// the activity factor at the user's local time.
+    /// come at exponential gaps and are kept with the probability of the activity factor
+    /// at the user's local time. The gaps' mean is `beta_ms` times the daily cycle's
+    /// mean factor, so that the cycle moves sessions within the day without removing
+    /// any, as eventsim's time warp does; days off remove sessions, as in eventsim.
     pub fn next_session_start(
         &self,
         rng: &mut Stream,
@@ -156,9 +161,10 @@ impl World {
         earliest: i64,
     ) -> i64 {
         let zone = self.places.get(place).zone;
+        let mean_gap_ms = beta_ms * self.activity.daily_mean();
         let mut t = earliest;
         for _ in 0..MAX_THINNING_ROUNDS {
-            t = t.saturating_add(libm::ceil(rng.exponential(beta_ms)) as i64);
+            t = t.saturating_add(libm::ceil(rng.exponential(mean_gap_ms)) as i64);
             if rng.uniform() < self.activity.factor(zone.local(t)) {
                 break;
             }

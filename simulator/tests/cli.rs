@@ -5,9 +5,13 @@
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+use common::shared;
 
 fn simulator(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_simulator"))
@@ -89,6 +93,40 @@ fn files_gzip_and_stdout_carry_the_same_events() {
     all_files.sort();
     assert_eq!(sorted_stdout, all_files);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// eventsim's own command line: `eventsim -c config.json -n 100 out/`, with the output
+/// directory as a trailing argument, relative to where it runs.
+#[test]
+fn eventsims_command_line_with_a_trailing_output_directory_works() {
+    let dir = temp_dir("eventsim-form");
+    let config = shared("example-config.json");
+    let config = config.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_simulator"))
+            .current_dir(&dir)
+            .args(args)
+            .env_remove("SIMULATOR_KAFKA_BROKERS")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    run(&["-c", config, "-n", "100", "--noverbose", "out/"]);
+    run(&["-c", config, "-n", "100", "-q", "--output-dir", "flag"]);
+    for topic in [
+        "page_view_events",
+        "listen_events",
+        "auth_events",
+        "status_change_events",
+    ] {
+        let file = format!("{topic}.jsonl");
+        let trailing = std::fs::read(dir.join("out").join(&file)).unwrap();
+        let flagged = std::fs::read(dir.join("flag").join(&file)).unwrap();
+        assert!(trailing == flagged, "{file} differs between the two forms");
+        if topic == "page_view_events" {
+            assert!(lines_of(&dir.join("out").join(&file)).len() > 500);
+        }
+    }
 }
 
 #[test]

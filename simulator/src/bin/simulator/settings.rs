@@ -13,13 +13,15 @@ use warehouse::raw::EventKind;
 pub const USAGE: &str = "\
 simulator: eventsim-compatible events of a music-streaming service
 
-USAGE: simulator [OPTIONS] (--output-dir DIR | --stdout | --kafka-brokers HOSTS)
+USAGE: simulator [OPTIONS] (--output-dir DIR | --stdout | --kafka-brokers HOSTS | DIR)
 
 Simulation (flags override the config file's values):
   -c, --config FILE           eventsim JSON config (default: the built-in site model)
   -s, --start-time TIME       first instant, ISO local date-time in UTC
                               (default 2026-01-05T00:00:00; now with --continuous)
   -e, --end-time TIME         end, exclusive (default start + 7 days; none with --continuous)
+      --from N                without -s, start N days before now (eventsim's --from)
+      --to N                  without -e, end N days before now (eventsim's --to)
   -n, --nusers N              initial users (default 1000)
   -g, --growth-rate R         yearly growth of the user base, e.g. 0.2 (default 0)
   -a, --attrition-rate R      fraction of users who leave within a year (default 0)
@@ -28,12 +30,14 @@ Simulation (flags override the config file's values):
       --songs FILE            song catalogue, eventsim's listen_counts.txt(.gz) format
                               (default: a built-in catalogue of 12,000 songs)
       --continuous            real time: events are released when their time comes
+                              (--nocontinuous: a backfill, the default)
       --speed FACTOR          with --continuous, simulated seconds per second (default 1)
       --threads N             worker threads (default: all cores); output is the same
                               for every N
 
 Output (one of):
-      --output-dir DIR        DIR/<topic>.jsonl for the four topics
+      --output-dir DIR        DIR/<topic>.jsonl for the four topics; a trailing DIR
+                              argument, as eventsim takes it, means the same
       --gzip                  with --output-dir, write <topic>.jsonl.gz
       --stdout                every event as a JSON line on stdout
   -k, --kafka-brokers HOSTS   Kafka bootstrap servers (alias --kafkaBrokerList)
@@ -48,11 +52,14 @@ Kafka:
 
 Other:
       --print-default-config  print the built-in config as eventsim JSON and exit
-  -q, --quiet                 no progress output
+  -q, --quiet                 no progress output (eventsim's --noverbose is the same;
+                              --verbose is the default progress output)
   -h, --help                  this text
 
 Every long flag can also be set as SIMULATOR_<FLAG>, e.g. SIMULATOR_KAFKA_BROKERS=host:9092
-or SIMULATOR_CONTINUOUS=1; flags win over the environment.
+or SIMULATOR_CONTINUOUS=1; flags win over the environment. eventsim's --generate-counts,
+--generate-similars and --useAvro are not implemented and are refused; their --no forms
+are accepted.
 ";
 
 /// The default backfill period starts here: fixed, so that a run without dates is
@@ -62,10 +69,12 @@ const DEFAULT_DAYS: i64 = 7;
 const DEFAULT_USERS: u64 = 1000;
 
 /// Flags that take a value, as they are spelt in the environment (after `SIMULATOR_`).
-const VALUE_FLAGS: [&str; 19] = [
+const VALUE_FLAGS: [&str; 21] = [
     "config",
     "start-time",
     "end-time",
+    "from",
+    "to",
     "nusers",
     "growth-rate",
     "attrition-rate",
@@ -98,6 +107,9 @@ pub struct Flags {
     pub config: Option<PathBuf>,
     pub start: Option<String>,
     pub end: Option<String>,
+    /// eventsim's `--from`/`--to`: days before now, where no start or end time is given.
+    pub from_days: Option<u32>,
+    pub to_days: Option<u32>,
     pub users: Option<u64>,
     pub growth_rate: Option<f64>,
     pub attrition_rate: Option<f64>,
@@ -154,6 +166,11 @@ pub fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<Flags> {
         let flag = match &arg {
             Long(name) => format!("--{name}"),
             Short(c) => format!("-{c}"),
+            // eventsim's trailing output directory.
+            Value(v) if f.output_dir.is_none() => {
+                f.output_dir = Some(v.into());
+                continue;
+            }
             Value(v) => bail!("unexpected argument {v:?}; see --help"),
         };
         let mut value = || -> Result<String> {
@@ -174,6 +191,8 @@ pub fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<Flags> {
             "-c" | "--config" => f.config = Some(value()?.into()),
             "-s" | "--start-time" => f.start = Some(value()?),
             "-e" | "--end-time" => f.end = Some(value()?),
+            "--from" => f.from_days = Some(parsed!()),
+            "--to" => f.to_days = Some(parsed!()),
             "-n" | "--nusers" => f.users = Some(parsed!()),
             "-g" | "--growth-rate" => f.growth_rate = Some(parsed!()),
             "-a" | "--attrition-rate" => f.attrition_rate = Some(parsed!()),
@@ -181,6 +200,7 @@ pub fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<Flags> {
             "-r" | "--randomseed" => f.seed = Some(parsed!()),
             "--songs" => f.songs = Some(value()?.into()),
             "--continuous" => f.continuous = true,
+            "--nocontinuous" => f.continuous = false,
             "--speed" => f.speed = Some(parsed!()),
             "--threads" => f.threads = Some(parsed!()),
             "--output-dir" => f.output_dir = Some(value()?.into()),
@@ -212,7 +232,14 @@ pub fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<Flags> {
                 f.kafka_settings.push((key.to_owned(), val.to_owned()));
             }
             "--tag" => f.tag = Some(value()?),
-            "-q" | "--quiet" => f.quiet = true,
+            "-q" | "--quiet" | "--noverbose" => f.quiet = true,
+            "-v" | "--verbose" => f.quiet = false,
+            "--generate-counts" | "--generate-similars" | "--useAvro" => bail!(
+                "{flag} is an eventsim mode this simulator does not implement: it writes \
+                 JSON events only (listen counts come from --songs FILE)"
+            ),
+            // eventsim's toggles default to off, so their negations change nothing.
+            "--nogenerate-counts" | "--nogenerate-similars" | "--nouseAvro" => {}
             "--print-default-config" => f.print_default_config = true,
             "-h" | "--help" => f.help = true,
             _ => bail!("unknown flag {flag}; see --help"),
@@ -261,6 +288,9 @@ impl Settings {
             (None, Some(text)) => Some(date("config end-date", text)?),
             (None, None) => None,
         };
+        let days_ago = |days: u32| now_ms - now_ms.rem_euclid(1000) - i64::from(days) * DAY_MS;
+        let start = start.or(flags.from_days.map(days_ago));
+        let end = end.or(flags.to_days.map(days_ago));
         let week = DEFAULT_DAYS * DAY_MS;
         let (start_ms, end_ms) = match (start, end, flags.continuous) {
             (Some(s), Some(e), _) => (s, Some(e)),
@@ -428,6 +458,34 @@ mod tests {
     }
 
     #[test]
+    fn eventsims_trailing_directory_days_ago_and_toggles_are_accepted() {
+        let day = DAY_MS;
+        let now = 400 * day + 1234;
+        let f = flags(&["-n", "5", "--from", "3", "--to", "1", "--noverbose", "out/"]);
+        assert_eq!(f.output_dir, Some("out/".into()));
+        assert!(f.quiet);
+        let s = Settings::resolve(&f, &simulator::defaults::config(), now).unwrap();
+        assert_eq!(
+            (s.start_ms, s.end_ms),
+            (397 * day + 1000, Some(399 * day + 1000))
+        );
+        // An explicit start wins over --from, as in eventsim.
+        let f = flags(&["-s", "2026-01-01", "--from", "3", "--stdout"]);
+        let s = Settings::resolve(&f, &simulator::defaults::config(), now).unwrap();
+        assert_eq!(s.start_ms, parse_date_time("2026-01-01").unwrap());
+        let f = flags(&[
+            "--continuous",
+            "--nocontinuous",
+            "--nogenerate-counts",
+            "--nogenerate-similars",
+            "--nouseAvro",
+            "--verbose",
+            "--stdout",
+        ]);
+        assert!(!f.continuous && !f.quiet);
+    }
+
+    #[test]
     fn flags_override_the_config_file() {
         let mut file = simulator::defaults::config();
         file.n_users = Some(50);
@@ -484,6 +542,11 @@ mod tests {
                 "KIND must be one of",
             ),
             (&["--stdout", "-a", "1.5"][..], "--attrition-rate"),
+            (&["out", "more"][..], "unexpected argument \"more\""),
+            (&["--stdout", "out"][..], "choose one output"),
+            (&["--generate-counts", "out"][..], "does not implement"),
+            (&["--generate-similars", "out"][..], "does not implement"),
+            (&["--stdout", "--from", "-2"][..], "--from"),
         ] {
             let error = match parse_flags(args.iter().map(OsString::from)) {
                 Err(e) => e,
