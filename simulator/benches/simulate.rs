@@ -2,8 +2,10 @@
 //!
 //! A plain harness, as in the warehouse's benchmark. In-process runs measure events/s
 //! into a null sink and into JSON-lines files (best of three); runs of the release
-//! binary measure the whole program, peak memory included, for 100,000 and 1,000,000
-//! users over one simulated day. Uses the built-in config and catalogue.
+//! binary measure the whole program, peak memory included: dense runs (100,000 and
+//! 1,000,000 users over one simulated day) and sparse ones (20,000 users over 30 days,
+//! 2,000 users over a year, the shape of eventsim's own examples). Uses the built-in
+//! config and catalogue.
 
 use std::process::Command;
 use std::sync::atomic::AtomicBool;
@@ -69,8 +71,13 @@ fn main() {
         "{:<44} {:>12} {:>14} {:>10}",
         "binary, --stdout > /dev/null", "events", "events/s", "peak MB"
     );
-    for users in ["100000", "1000000"] {
-        binary(users);
+    for (users, end, shape) in [
+        ("100000", "2026-01-06T00:00:00", "100,000 users, 1 day"),
+        ("1000000", "2026-01-06T00:00:00", "1,000,000 users, 1 day"),
+        ("20000", "2026-02-04T00:00:00", "20,000 users, 30 days"),
+        ("2000", "2027-01-05T00:00:00", "2,000 users, 365 days"),
+    ] {
+        binary(users, end, shape);
     }
 }
 
@@ -111,17 +118,9 @@ fn measure(name: &str, world: &World, threads: usize, sink: impl Fn() -> Box<dyn
 }
 
 /// Runs the release binary and reads its summary line for the rate and peak memory.
-fn binary(users: &str) {
+fn binary(users: &str, end: &str, shape: &str) {
     let output = Command::new(env!("CARGO_BIN_EXE_simulator"))
-        .args([
-            "-n",
-            users,
-            "-s",
-            START,
-            "-e",
-            "2026-01-06T00:00:00",
-            "--stdout",
-        ])
+        .args(["-n", users, "-s", START, "-e", end, "--stdout"])
         .stdout(std::process::Stdio::null())
         .output()
         .expect("the simulator binary runs");
@@ -140,7 +139,7 @@ fn binary(users: &str) {
     };
     println!(
         "{:<44} {:>12} {:>14} {:>10}",
-        format!("{users} users"),
+        shape,
         field("done: ", " events"),
         field("s (", "/s)"),
         field("peak memory ", " MB"),

@@ -10,16 +10,19 @@ use std::time::{Duration, Instant};
 
 use warehouse::raw::EventKind;
 
-use crate::clock::YEAR_MS;
+use crate::clock::{SECOND_MS, YEAR_MS};
 use crate::random::Stream;
 use crate::sinks::{Sink, SinkError};
 use crate::world::{Batch, Shard, Start, World};
 
-/// The longest window: long enough to amortise the hand-over between threads, short
-/// enough to keep a window's events small.
-const MAX_WINDOW_MS: i64 = 60_000;
 /// Windows in real-time mode, so that events are released at most this late.
 const REALTIME_WINDOW_MS: i64 = 1_000;
+/// A backfill's windows are sized to hold about this many events: enough to amortise
+/// the hand-over between threads (a round trip costs tens of microseconds), few enough
+/// to keep the two windows in memory at once small (about 20 MB).
+const TARGET_WINDOW_EVENTS: u64 = 50_000;
+/// A backfill's first window, before any window's events have been counted.
+const FIRST_WINDOW_MS: i64 = 10_000;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
@@ -122,16 +125,13 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Summary, SinkError> {
     let workers = options.threads.max(1);
-    let window = match options.pacing {
-        Some(_) => REALTIME_WINDOW_MS,
-        // No session can start in the window its predecessor ended in, so the windows'
-        // session starts are known before the window runs.
-        None => MAX_WINDOW_MS,
-    }
-    .min(world.session_gap_ms());
+    let mut windows = match options.pacing {
+        Some(_) => Windows::fixed(REALTIME_WINDOW_MS.min(world.session_gap_ms())),
+        None => Windows::sized_by_events(world.session_gap_ms()),
+    };
     let start = world.run.start_ms;
     let end = world.run.end_ms;
-    let first_until = (start + window).min(end);
+    let first_until = (start + windows.size_ms).min(end);
 
     std::thread::scope(|scope| {
         let (reply_tx, reply_rx) = mpsc::channel::<Reply>();
@@ -215,13 +215,15 @@ pub fn run(
         };
 
         let mut recycled: Vec<Batch> = Vec::new();
+        // The end of the window whose session starts the workers have reported.
+        let mut planned_until = first_until;
         while window_start < end {
             if stop.load(Ordering::Relaxed) {
                 interrupted = true;
                 break;
             }
-            let until = (window_start + window).min(end);
-            let next_until = (until + window).min(end);
+            let until = planned_until;
+            let next_until = (until + windows.size_ms).min(end);
 
             // Hand out session ids in order of start, across workers and new users.
             let joined = growth.joined_before(until);
@@ -266,12 +268,14 @@ pub fn run(
             }
             replies = collect(&reply_rx, workers);
             let active = replies.iter().map(|r| r.active).sum();
-            let batches = replies
+            let batches: Vec<Batch> = replies
                 .iter_mut()
                 .map(|r| std::mem::take(&mut r.batch))
                 .collect();
+            windows.observe(batches.iter().map(|b| b.records.len() as u64).sum());
             pending = Some((until, batches, active));
             window_start = until;
+            planned_until = next_until;
         }
         drop(command_txs);
         if let Some(previous) = pending.take() {
@@ -287,6 +291,51 @@ pub fn run(
             interrupted,
         })
     })
+}
+
+/// How long the windows of simulated time are.
+///
+/// Any window no longer than the session gap gives the same output: no session can start
+/// in the window its predecessor ended in, so a window's session starts (and their ids)
+/// are known before it runs, and events are merged in a total order. Sizes only trade
+/// hand-overs between threads against memory, so a backfill sizes them by the events
+/// they hold: a sparse run (few users, many days) crosses its quiet hours in windows of
+/// up to the session gap rather than stepping through them a minute at a time. Sizes
+/// follow the run's events, never the number of workers, so they are deterministic too.
+#[derive(Debug)]
+struct Windows {
+    size_ms: i64,
+    /// `None`: fixed windows (real time).
+    range_ms: Option<(i64, i64)>,
+}
+
+impl Windows {
+    fn fixed(size_ms: i64) -> Windows {
+        Windows {
+            size_ms: size_ms.max(1),
+            range_ms: None,
+        }
+    }
+
+    fn sized_by_events(longest_ms: i64) -> Windows {
+        let longest_ms = longest_ms.max(1);
+        Windows {
+            size_ms: FIRST_WINDOW_MS.min(longest_ms),
+            range_ms: Some((SECOND_MS.min(longest_ms), longest_ms)),
+        }
+    }
+
+    /// Sizes the window after next from the events a window of the current size held:
+    /// proportionally, but growing at most twofold at a time, so that a quiet night does
+    /// not make the morning's first window overfull.
+    fn observe(&mut self, events: u64) {
+        let Some((shortest, longest)) = self.range_ms else {
+            return;
+        };
+        let scale = TARGET_WINDOW_EVENTS as f64 / events.max(1) as f64;
+        let size = self.size_ms as f64 * scale.min(2.0);
+        self.size_ms = (size as i64).clamp(shortest, longest);
+    }
 }
 
 /// One reply from every worker, in worker order.
@@ -379,5 +428,34 @@ impl Growth {
             self.advance();
         }
         joined
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backfill_windows_grow_over_quiet_time_and_shrink_when_busy() {
+        let gap = 1_800_000;
+        let mut windows = Windows::sized_by_events(gap);
+        assert_eq!(windows.size_ms, FIRST_WINDOW_MS);
+        // Empty windows double the size, up to the session gap.
+        let mut sizes = Vec::new();
+        for _ in 0..10 {
+            windows.observe(0);
+            sizes.push(windows.size_ms);
+        }
+        assert_eq!(sizes[..3], [20_000, 40_000, 80_000]);
+        assert_eq!(windows.size_ms, gap);
+        // Ten times the target shrinks it tenfold, but never under a second.
+        windows.observe(10 * TARGET_WINDOW_EVENTS);
+        assert_eq!(windows.size_ms, gap / 10);
+        windows.observe(u64::MAX);
+        assert_eq!(windows.size_ms, SECOND_MS);
+        // Real-time windows never change.
+        let mut fixed = Windows::fixed(REALTIME_WINDOW_MS);
+        fixed.observe(0);
+        assert_eq!(fixed.size_ms, REALTIME_WINDOW_MS);
     }
 }

@@ -58,7 +58,9 @@ pub fn run(bench: &Bench) -> Result<()> {
     };
     let mut rows = Vec::new();
 
-    println!("bench [2/7] the simulator: {users} users for a day into a null sink and into files");
+    println!(
+        "bench [2/7] the simulator: {users} users for a day into a null sink and into files; sparse runs into files"
+    );
     let mut null = simulate(&["--stdout"]);
     null.stdout(Stdio::null());
     rows.push(simulator_row(
@@ -72,6 +74,29 @@ pub fn run(bench: &Bench) -> Result<()> {
         simulate(&["--output-dir", &files.display().to_string()]),
         &work,
     )?);
+    // Sparse shapes, few users over many days, as eventsim's examples run: speed must
+    // not depend on how densely events fall in simulated time.
+    let sparse = work.join("sparse-events");
+    for (users, end, case) in [
+        (
+            "20000",
+            "2026-02-04T00:00:00",
+            "simulator -> files, 20,000 users x 30 days",
+        ),
+        (
+            "2000",
+            "2027-01-05T00:00:00",
+            "simulator -> files, 2,000 users x 365 days",
+        ),
+    ] {
+        let mut command = Command::new(&simulator);
+        command
+            .args(["-n", users, "-s", START, "-e", end, "--output-dir"])
+            .arg(&sparse)
+            .stdin(Stdio::null());
+        rows.push(simulator_row(case, command, &work)?);
+    }
+    let _ = std::fs::remove_dir_all(&sparse);
 
     println!("bench [3/7] the simulator into a real Kafka broker (6 partitions, lz4)");
     let broker = ScratchBroker::start("bench")?;
