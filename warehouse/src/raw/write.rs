@@ -59,6 +59,17 @@ impl<'o> ObjectWriter<'o> {
 pub(crate) fn write_json_string(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
     let bytes = value.as_bytes();
+    // Almost every string (names, places, user agents) needs no escape: a scan without
+    // an early exit, which the compiler vectorises, then one copy. Measured on the
+    // simulator's output this cut the time spent writing strings by more than half.
+    let plain = bytes.iter().fold(true, |plain, &b| {
+        plain & (b >= 0x20 && b != b'"' && b != b'\\')
+    });
+    if plain {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     let mut run = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let short = match b {
@@ -114,6 +125,20 @@ mod tests {
             "a\"b\\c\nd\te\u{1}\u{8}\u{c}\r",
             r#""a\"b\\c\nd\te\u0001\b\f\r""#,
         );
+    }
+
+    #[test]
+    fn every_ascii_character_is_written_as_serde_json_writes_it() {
+        // Each character alone and inside longer text, so that both the plain copy and
+        // the escaping path meet every character.
+        for c in (0u8..0x80).map(char::from) {
+            for text in [c.to_string(), format!("Some long artist name {c} and more")] {
+                let mut out = Vec::new();
+                write_json_string(&mut out, &text);
+                let expected = serde_json::to_string(&text).unwrap();
+                assert_eq!(String::from_utf8(out).unwrap(), expected, "{c:?}");
+            }
+        }
     }
 
     #[test]
