@@ -412,6 +412,156 @@ fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_and_dash
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A source topic that takes 16 MB messages receives an 11 MB malformed one ahead of
+/// valid events. Its dead-letter topic either did not exist (the pipeline creates it
+/// with the source's limit, and the copy goes whole) or existed with the broker's 1 MB
+/// default (the copy goes truncated, its headers saying so). Either way the valid
+/// events behind it land, the table holds it whole, and the pipeline exits 0.
+#[test]
+fn an_oversized_dead_letter_never_stops_the_pipeline() {
+    use rdkafka::Message;
+    use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+    let dir = temp_dir("dlq-oversized");
+    let scratch = ScratchBroker::start("pipeline-dlq-oversized").unwrap();
+    let bootstrap = scratch.broker().bootstrap();
+    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    let sixteen_mb = (16 << 20).to_string();
+    let mut topics: Vec<NewTopic<'_>> = EventKind::ALL
+        .iter()
+        .map(|k| {
+            NewTopic::new(k.topic(), 2, TopicReplication::Fixed(1))
+                .set("max.message.bytes", &sixteen_mb)
+        })
+        .collect();
+    // This dead-letter topic exists already, with the broker's default limit.
+    topics.push(NewTopic::new(
+        "page_view_events.dlq",
+        1,
+        TopicReplication::Fixed(1),
+    ));
+    for result in
+        futures_executor::block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap()
+    {
+        result.unwrap();
+    }
+
+    // The oversized records first, in partition 0, so that valid events follow them.
+    let huge: Vec<u8> = (0..11 << 20).map(|i| b'a' + (i % 26) as u8).collect();
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("message.max.bytes", (20 << 20).to_string())
+        .create()
+        .unwrap();
+    for topic in ["listen_events", "page_view_events"] {
+        producer
+            .send(
+                BaseRecord::<(), [u8]>::to(topic)
+                    .partition(0)
+                    .payload(&huge[..]),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+    let mut kafka = Kafka::connect(KafkaOptions {
+        brokers: bootstrap.clone(),
+        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
+        partitions: 2,
+        replication_factor: 1,
+        compression: "none".to_owned(),
+        tag: None,
+        settings: Vec::new(),
+    })
+    .unwrap();
+    simulate(&mut kafka, 40, 1, 13, 2.0);
+    let delivered = kafka.report().delivered;
+    drop(kafka);
+
+    let duckdb = dir.join("w.duckdb");
+    let status = pipeline(&[
+        "--kafka-brokers",
+        &bootstrap,
+        "--duckdb",
+        duckdb.to_str().unwrap(),
+        "--exit-when-idle-s",
+        "4",
+        "--batch-max-ms",
+        "300",
+    ])
+    .status()
+    .unwrap();
+    assert!(status.success(), "the pipeline exited with {status}");
+
+    // Every valid page view landed; both oversized records are dead letters, whole.
+    let connection = duckdb::Connection::open(&duckdb).unwrap();
+    let count = |sql: &str| -> i64 { connection.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(
+        count("SELECT count(*) FROM event_dim") as u64,
+        delivered[EventKind::PageView.index()]
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM dead_letters WHERE reason = 'too_large'"),
+        2
+    );
+    assert_eq!(
+        count("SELECT min(octet_length(payload)) FROM dead_letters"),
+        huge.len() as i64
+    );
+
+    // On the topics: whole where the pipeline created the dead-letter topic, truncated
+    // with its size and digest where the topic was too small.
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "dlq-oversized-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer
+        .subscribe(&["listen_events.dlq", "page_view_events.dlq"])
+        .unwrap();
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..120 {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let header = |key: &str| {
+                m.headers()
+                    .and_then(|h| h.iter().find(|h| h.key == key).and_then(|h| h.value))
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            };
+            seen.insert(
+                m.topic().to_owned(),
+                (
+                    m.payload().unwrap_or_default().len(),
+                    header("truncated"),
+                    header("original_bytes"),
+                    header("original_sha256"),
+                ),
+            );
+            if seen.len() == 2 {
+                break;
+            }
+        }
+    }
+    assert_eq!(seen["listen_events.dlq"], (huge.len(), None, None, None));
+    let (bytes, truncated, original, digest) = &seen["page_view_events.dlq"];
+    assert_eq!(*bytes, 64 * 1024);
+    assert_eq!(truncated.as_deref(), Some("true"));
+    assert_eq!(original.as_deref(), Some(huge.len().to_string().as_str()));
+    let expected: String = ring::digest::digest(&ring::digest::SHA256, &huge)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(digest.as_deref(), Some(expected.as_str()));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn the_session_fact_batch_job_repairs_a_day_and_is_idempotent() {
     let dir = temp_dir("batch");

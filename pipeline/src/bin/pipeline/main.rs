@@ -310,9 +310,15 @@ fn consume<K: Sink>(
                 &format!("Kafka at {brokers} (group {group})"),
             );
             let dead_letters = if settings.dead_letter_topics {
+                let sources: Vec<String> = settings
+                    .topics
+                    .iter()
+                    .map(|(_, name)| name.clone())
+                    .collect();
                 Some(DeadLetterTopics::connect(
                     brokers,
                     &settings.kafka_settings,
+                    &sources,
                 )?)
             } else {
                 None
