@@ -121,6 +121,22 @@ fn pipeline(args: &[&str]) -> Command {
     command
 }
 
+/// Runs the pipeline from the broker into a DuckDB file until it has been idle 4 s.
+fn consume_until_idle(bootstrap: &str, duckdb: &Path) -> std::process::ExitStatus {
+    pipeline(&[
+        "--kafka-brokers",
+        bootstrap,
+        "--duckdb",
+        duckdb.to_str().unwrap(),
+        "--exit-when-idle-s",
+        "4",
+        "--batch-max-ms",
+        "300",
+    ])
+    .status()
+    .unwrap()
+}
+
 fn warehouse_at(path: &Path) -> Warehouse {
     let connection = duckdb::Connection::open(path).unwrap();
     duckdb_tables(&connection)
@@ -228,19 +244,32 @@ fn files_warehouse(dir: &Path, users: u32) -> PathBuf {
 /// warehouse a run over the same events as files gives.
 fn kafka_and_files(dir: &Path, name: &str) -> (ScratchBroker, PathBuf) {
     let scratch = ScratchBroker::start(name).unwrap();
+    simulate_to_kafka(&scratch.broker().bootstrap(), 3, "lz4", 100, 2, 12);
+    (scratch, files_warehouse(dir, 100))
+}
+
+/// Simulates users (growth 2.0) into the broker's four topics, created with the given
+/// partitions, and returns the events the broker acknowledged per topic.
+fn simulate_to_kafka(
+    bootstrap: &str,
+    partitions: i32,
+    compression: &str,
+    users: u32,
+    days: i64,
+    seed: u64,
+) -> [u64; 4] {
     let mut kafka = Kafka::connect(KafkaOptions {
-        brokers: scratch.broker().bootstrap(),
+        brokers: bootstrap.to_owned(),
         topics: EventKind::ALL.map(|k| k.topic().to_owned()),
-        partitions: 3,
+        partitions,
         replication_factor: 1,
-        compression: "lz4".to_owned(),
+        compression: compression.to_owned(),
         tag: None,
         settings: Vec::new(),
     })
     .unwrap();
-    simulate(&mut kafka, 100, 2, 12, 2.0);
-    drop(kafka);
-    (scratch, files_warehouse(dir, 100))
+    simulate(&mut kafka, users, days, seed, 2.0);
+    kafka.report().delivered
 }
 
 #[test]
@@ -249,18 +278,7 @@ fn kafka_and_files_give_the_same_warehouse() {
     let (scratch, from_files) = kafka_and_files(&dir, "pipeline-test");
     let bootstrap = scratch.broker().bootstrap();
     let from_kafka = dir.join("kafka.duckdb");
-    let status = pipeline(&[
-        "--kafka-brokers",
-        &bootstrap,
-        "--duckdb",
-        from_kafka.to_str().unwrap(),
-        "--exit-when-idle-s",
-        "4",
-        "--batch-max-ms",
-        "300",
-    ])
-    .status()
-    .unwrap();
+    let status = consume_until_idle(&bootstrap, &from_kafka);
     assert!(status.success());
     let (a, b) = (warehouse_at(&from_files), warehouse_at(&from_kafka));
     assert!(a.rows("session_fact").len() > 100);
@@ -289,19 +307,9 @@ fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_and_dash
     let dir = temp_dir("dlq");
     let scratch = ScratchBroker::start("pipeline-dlq-test").unwrap();
     let bootstrap = scratch.broker().bootstrap();
-    let mut kafka = Kafka::connect(KafkaOptions {
-        brokers: bootstrap.clone(),
-        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
-        partitions: 2,
-        replication_factor: 1,
-        compression: "none".to_owned(),
-        tag: None,
-        settings: Vec::new(),
-    })
-    .unwrap();
-    simulate(&mut kafka, 40, 1, 12, 2.0);
-    let produced: u64 = kafka.report().delivered.iter().sum();
-    drop(kafka);
+    let produced: u64 = simulate_to_kafka(&bootstrap, 2, "none", 40, 1, 12)
+        .iter()
+        .sum();
     let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()
@@ -470,33 +478,10 @@ fn an_oversized_dead_letter_never_stops_the_pipeline() {
             .unwrap();
     }
     producer.flush(Duration::from_secs(30)).unwrap();
-    let mut kafka = Kafka::connect(KafkaOptions {
-        brokers: bootstrap.clone(),
-        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
-        partitions: 2,
-        replication_factor: 1,
-        compression: "none".to_owned(),
-        tag: None,
-        settings: Vec::new(),
-    })
-    .unwrap();
-    simulate(&mut kafka, 40, 1, 13, 2.0);
-    let delivered = kafka.report().delivered;
-    drop(kafka);
+    let delivered = simulate_to_kafka(&bootstrap, 2, "none", 40, 1, 13);
 
     let duckdb = dir.join("w.duckdb");
-    let status = pipeline(&[
-        "--kafka-brokers",
-        &bootstrap,
-        "--duckdb",
-        duckdb.to_str().unwrap(),
-        "--exit-when-idle-s",
-        "4",
-        "--batch-max-ms",
-        "300",
-    ])
-    .status()
-    .unwrap();
+    let status = consume_until_idle(&bootstrap, &duckdb);
     assert!(status.success(), "the pipeline exited with {status}");
 
     // Every valid page view landed; both oversized records are dead letters, whole.

@@ -1,6 +1,7 @@
 //! `cargo xtask codegen`: writes, or with `--check` verifies, the files that
-//! `warehouse::codegen` renders, the dashboard map's land cells and the workspace-hack
-//! crate's dependencies (through `cargo hakari`, where it is installed).
+//! `warehouse::codegen` renders, the simulator's home places and the dashboard map's
+//! land cells (both from the `zipcodes` crate's data) and the workspace-hack crate's
+//! dependencies (through `cargo hakari`, where it is installed).
 
 use std::fs;
 
@@ -9,7 +10,8 @@ use anyhow::{Context, Result, bail};
 use crate::project_root;
 
 pub fn run(check: bool) -> Result<()> {
-    land(check)?;
+    generated(LAND, &land_cells(), check)?;
+    generated(PLACES, &places(), check)?;
     workspace_hack(check)?;
     let dir = project_root().join("warehouse/ddl");
     let files = warehouse::codegen::generated_files();
@@ -147,16 +149,47 @@ fn land_cells() -> String {
     format!("{}\n", cells.join(" "))
 }
 
-fn land(check: bool) -> Result<()> {
-    let path = project_root().join(LAND);
-    let contents = land_cells();
-    if fs::read_to_string(&path).ok().as_deref() == Some(contents.as_str()) {
+/// Where the simulator keeps its home places.
+const PLACES: &str = "simulator/src/us_places.tsv";
+
+/// The simulator's home places: active, standard (street-address) ZIP codes with a
+/// position, in the data's order, one a line as `zip, city, state, lat, lon, time zone,
+/// weight` separated by tabs, the weight being the number of telephone area codes that
+/// serve the ZIP code (at least 1). Generated rather than read from the crate at run
+/// time: decompressing the crate's data took about 0.2 s of every simulator run.
+fn places() -> String {
+    let mut out = String::new();
+    for zip in zipcodes::database() {
+        if !zip.active || zip.zip_code_type != "STANDARD" {
+            continue;
+        }
+        if zip.lat.parse::<f64>().is_err() || zip.long.parse::<f64>().is_err() {
+            continue;
+        }
+        let fields = [
+            zip.zip_code.as_str(),
+            zip.city.as_str(),
+            zip.state.as_str(),
+            zip.lat.as_str(),
+            zip.long.as_str(),
+            zip.timezone.as_str(),
+        ];
+        out.push_str(&fields.join("\t"));
+        out.push_str(&format!("\t{}\n", zip.area_codes.len().max(1)));
+    }
+    out
+}
+
+/// Writes a generated file, or with `check` fails when it differs from what is written.
+fn generated(path: &str, contents: &str, check: bool) -> Result<()> {
+    let full = project_root().join(path);
+    if fs::read_to_string(&full).ok().as_deref() == Some(contents) {
         return Ok(());
     }
     if check {
-        bail!("{LAND} is stale\nrun `cargo xtask codegen` and commit the result");
+        bail!("{path} is stale\nrun `cargo xtask codegen` and commit the result");
     }
-    fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
-    println!("codegen: wrote {LAND}");
+    fs::write(&full, contents).with_context(|| format!("writing {}", full.display()))?;
+    println!("codegen: wrote {path}");
     Ok(())
 }
