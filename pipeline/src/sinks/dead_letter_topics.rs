@@ -110,6 +110,9 @@ impl DeadLetterTopics {
         if rows.is_empty() {
             return Ok(());
         }
+        // Failures left by an earlier attempt that gave up (a flush that timed out) are
+        // of rows that attempt's batch held, and it is being sent again whole.
+        self.take_failures();
         for (index, row) in rows.iter().enumerate() {
             let topic = dlq_topic(&row.source_topic);
             let limit = self
@@ -127,7 +130,12 @@ impl DeadLetterTopics {
         }
         let mut resent = 0;
         for (index, error) in refused {
-            let row = &rows[index];
+            let Some(row) = rows.get(index) else {
+                return Err(PipelineError::Bug(format!(
+                    "a delivery report names dead letter {index} of a batch of {}",
+                    rows.len()
+                )));
+            };
             if !is_too_large(&error) {
                 return Err(PipelineError::Kafka(format!(
                     "the broker refused a dead letter for {}: {error}",
@@ -146,7 +154,10 @@ impl DeadLetterTopics {
             None => Ok(()),
             Some((index, error)) => Err(PipelineError::Kafka(format!(
                 "the broker refused a truncated dead letter for {}: {error}",
-                dlq_topic(&rows[*index].source_topic)
+                rows.get(*index).map_or_else(
+                    || "a dead-letter topic".to_owned(),
+                    |row| dlq_topic(&row.source_topic)
+                )
             ))),
         }
     }
