@@ -233,13 +233,16 @@ impl Activity {
         let today = local_ms.div_euclid(DAY_MS);
         let scale = self.weekend_scale_ms.max(1) as f64;
         // Start from the day before yesterday and add each change at the midnights around
-        // today whose ramp can reach it (a ramp lasts less than a day).
-        let off = |day: i64| f64::from(u8::from(is_day_off(day)));
-        let mut value = off(today - 2);
-        for day in today - 1..=today + 2 {
-            let change = off(day) - off(day - 1);
+        // today whose ramp can reach it: a ramp starts at most a day before its midnight
+        // and lasts at most a day (the config's checks), so no other midnight matters.
+        let off: [f64; 5] =
+            std::array::from_fn(|i| f64::from(u8::from(is_day_off(today - 2 + i as i64))));
+        let mut value = off[0];
+        for (i, pair) in off.windows(2).enumerate() {
+            let change = pair[1] - pair[0];
             if change != 0.0 {
-                let ramp_start = day * DAY_MS - self.weekend_offset_ms;
+                let midnight = (today - 1 + i as i64) * DAY_MS;
+                let ramp_start = midnight - self.weekend_offset_ms;
                 value += change * ((local_ms - ramp_start) as f64 / scale).clamp(0.0, 1.0);
             }
         }

@@ -48,14 +48,15 @@ pub fn run(bench: &Bench) -> Result<()> {
     let _ = std::fs::remove_dir_all(&work);
     std::fs::create_dir_all(&work)?;
     let users = bench.users.to_string();
-    let simulate = |args: &[&str]| -> Command {
+    let simulate_for = |users: &str, end: &str, args: &[&str]| -> Command {
         let mut command = Command::new(&simulator);
         command
-            .args(["-n", &users, "-s", START, "-e", END])
+            .args(["-n", users, "-s", START, "-e", end])
             .args(args)
             .stdin(Stdio::null());
         command
     };
+    let simulate = |args: &[&str]| simulate_for(&users, END, args);
     let mut rows = Vec::new();
 
     println!(
@@ -77,6 +78,7 @@ pub fn run(bench: &Bench) -> Result<()> {
     // Sparse shapes, few users over many days, as eventsim's examples run: speed must
     // not depend on how densely events fall in simulated time.
     let sparse = work.join("sparse-events");
+    let sparse_dir = sparse.display().to_string();
     for (users, end, case) in [
         (
             "20000",
@@ -89,12 +91,11 @@ pub fn run(bench: &Bench) -> Result<()> {
             "simulator -> files, 2,000 users x 365 days",
         ),
     ] {
-        let mut command = Command::new(&simulator);
-        command
-            .args(["-n", users, "-s", START, "-e", end, "--output-dir"])
-            .arg(&sparse)
-            .stdin(Stdio::null());
-        rows.push(simulator_row(case, command, &work)?);
+        rows.push(simulator_row(
+            case,
+            simulate_for(users, end, &["--output-dir", &sparse_dir]),
+            &work,
+        )?);
     }
     let _ = std::fs::remove_dir_all(&sparse);
 

@@ -288,14 +288,16 @@ impl Settings {
             (None, Some(text)) => Some(date("config end-date", text)?),
             (None, None) => None,
         };
-        let days_ago = |days: u32| now_ms - now_ms.rem_euclid(1000) - i64::from(days) * DAY_MS;
+        // Now, in whole seconds, as eventsim's times have them.
+        let now_s = now_ms - now_ms.rem_euclid(1000);
+        let days_ago = |days: u32| now_s - i64::from(days) * DAY_MS;
         let start = start.or(flags.from_days.map(days_ago));
         let end = end.or(flags.to_days.map(days_ago));
         let week = DEFAULT_DAYS * DAY_MS;
         let (start_ms, end_ms) = match (start, end, flags.continuous) {
             (Some(s), Some(e), _) => (s, Some(e)),
             (Some(s), None, true) => (s, None),
-            (None, e, true) => (now_ms - now_ms.rem_euclid(1000), e),
+            (None, e, true) => (now_s, e),
             (Some(s), None, false) => (s, Some(s + week)),
             (None, Some(e), false) => (e - week, Some(e)),
             (None, None, false) => {
