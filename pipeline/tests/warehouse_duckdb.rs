@@ -292,6 +292,54 @@ fn kafka_and_files_give_the_same_warehouse() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A message read back from a dead-letter topic.
+struct DeadLetterMessage {
+    topic: String,
+    payload: Vec<u8>,
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+/// Reads `want` messages from the given dead-letter topics from their start, waiting up
+/// to a minute; fewer if fewer arrive.
+fn read_dead_letters(bootstrap: &str, topics: &[&str], want: usize) -> Vec<DeadLetterMessage> {
+    use rdkafka::Message;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Headers;
+
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "dead-letter-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(topics).unwrap();
+    let mut read = Vec::new();
+    for _ in 0..120 {
+        if read.len() == want {
+            break;
+        }
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .filter_map(|h| {
+                            let value = String::from_utf8_lossy(h.value?).into_owned();
+                            Some((h.key.to_owned(), value))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            read.push(DeadLetterMessage {
+                topic: m.topic().to_owned(),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+    }
+    read
+}
+
 /// GET `path` on the pipeline's HTTP endpoint: (status code, body).
 fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     xtask::process::http(port, "GET", path, "").ok()
@@ -299,9 +347,6 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
 
 #[test]
 fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_and_dashboard_answer() {
-    use rdkafka::Message;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Headers;
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
     let dir = temp_dir("dlq");
@@ -393,30 +438,11 @@ fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_and_dash
     sent.sort();
     assert_eq!(stored_payloads, sent);
 
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "dlq-reader")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer.subscribe(&["page_view_events.dlq"]).unwrap();
-    let mut dlq = Vec::new();
-    for _ in 0..60 {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
-            let reason = m
-                .headers()
-                .and_then(|h| h.iter().find(|h| h.key == "reason").and_then(|h| h.value))
-                .map(|v| String::from_utf8_lossy(v).into_owned());
-            dlq.push((m.payload().unwrap_or_default().to_vec(), reason));
-            if dlq.len() == 3 {
-                break;
-            }
-        }
-    }
-    let mut dlq_payloads: Vec<Vec<u8>> = dlq.iter().map(|(p, _)| p.clone()).collect();
+    let dlq = read_dead_letters(&bootstrap, &["page_view_events.dlq"], 3);
+    let mut dlq_payloads: Vec<Vec<u8>> = dlq.iter().map(|m| m.payload.clone()).collect();
     dlq_payloads.sort();
     assert_eq!(dlq_payloads, sent);
-    assert!(dlq.iter().all(|(_, reason)| reason.is_some()));
+    assert!(dlq.iter().all(|m| m.headers.contains_key("reason")));
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -427,11 +453,8 @@ fn malformed_kafka_messages_reach_the_dead_letter_topic_and_the_metrics_and_dash
 /// events behind it land, the table holds it whole, and the pipeline exits 0.
 #[test]
 fn an_oversized_dead_letter_never_stops_the_pipeline() {
-    use rdkafka::Message;
     use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
     use rdkafka::client::DefaultClientContext;
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::Headers;
     use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 
     let dir = temp_dir("dlq-oversized");
@@ -502,37 +525,23 @@ fn an_oversized_dead_letter_never_stops_the_pipeline() {
 
     // On the topics: whole where the pipeline created the dead-letter topic, truncated
     // with its size and digest where the topic was too small.
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "dlq-oversized-reader")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    consumer
-        .subscribe(&["listen_events.dlq", "page_view_events.dlq"])
-        .unwrap();
-    let mut seen = std::collections::BTreeMap::new();
-    for _ in 0..120 {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
-            let header = |key: &str| {
-                m.headers()
-                    .and_then(|h| h.iter().find(|h| h.key == key).and_then(|h| h.value))
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-            };
-            seen.insert(
-                m.topic().to_owned(),
-                (
-                    m.payload().unwrap_or_default().len(),
-                    header("truncated"),
-                    header("original_bytes"),
-                    header("original_sha256"),
-                ),
-            );
-            if seen.len() == 2 {
-                break;
-            }
-        }
-    }
+    let seen: std::collections::BTreeMap<String, _> = read_dead_letters(
+        &bootstrap,
+        &["listen_events.dlq", "page_view_events.dlq"],
+        2,
+    )
+    .into_iter()
+    .map(|m| {
+        let header = |key: &str| m.headers.get(key).cloned();
+        let summary = (
+            m.payload.len(),
+            header("truncated"),
+            header("original_bytes"),
+            header("original_sha256"),
+        );
+        (m.topic, summary)
+    })
+    .collect();
     assert_eq!(seen["listen_events.dlq"], (huge.len(), None, None, None));
     let (bytes, truncated, original, digest) = &seen["page_view_events.dlq"];
     assert_eq!(*bytes, 64 * 1024);

@@ -296,20 +296,23 @@ fn prepare_topics(
         .map_err(|e| PipelineError::Kafka(format!("cannot create an admin client: {e}")))?;
     let options = AdminOptions::new().operation_timeout(Some(SETUP_TIMEOUT));
     let source_limits = max_message_bytes(&admin, &options, sources);
-    let wanted: Vec<(String, String)> = sources
+    // Each dead-letter topic with the limit it should have: its source's.
+    let wanted: Vec<(&String, String, usize)> = sources
         .iter()
         .map(|source| {
             let limit = source_limits
                 .get(source)
                 .copied()
                 .unwrap_or(BROKER_DEFAULT_MAX_BYTES);
-            (dlq_topic(source), limit.to_string())
+            (source, dlq_topic(source), limit)
         })
         .collect();
+    let limit_texts: Vec<String> = wanted.iter().map(|(_, _, l)| l.to_string()).collect();
     // Partitions and replication as the broker's defaults (-1).
     let new_topics: Vec<NewTopic<'_>> = wanted
         .iter()
-        .map(|(name, limit)| {
+        .zip(&limit_texts)
+        .map(|((_, name, _), limit)| {
             NewTopic::new(name, -1, TopicReplication::Fixed(-1)).set("max.message.bytes", limit)
         })
         .collect();
@@ -323,11 +326,10 @@ fn prepare_topics(
             for result in results {
                 match result {
                     Ok(topic) => {
-                        if let Some((name, limit)) = wanted.iter().find(|(n, _)| *n == topic) {
-                            limits.insert(
-                                name.clone(),
-                                limit.parse().unwrap_or(BROKER_DEFAULT_MAX_BYTES),
-                            );
+                        if let Some((_, name, limit)) =
+                            wanted.iter().find(|(_, name, _)| *name == topic)
+                        {
+                            limits.insert(name.clone(), *limit);
                         }
                     }
                     Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => existing.push(topic),
@@ -342,9 +344,8 @@ fn prepare_topics(
         Err(e) => tracing::warn!(error = %e, "cannot create the dead-letter topics"),
     }
     limits.extend(max_message_bytes(&admin, &options, &existing));
-    let dlqs: Vec<String> = wanted.into_iter().map(|(name, _)| name).collect();
-    for (source, dlq) in sources.iter().zip(&dlqs) {
-        if let (Some(from), Some(to)) = (source_limits.get(source), limits.get(dlq))
+    for (source, dlq, _) in &wanted {
+        if let (Some(from), Some(to)) = (source_limits.get(*source), limits.get(dlq))
             && to < from
         {
             tracing::warn!(
