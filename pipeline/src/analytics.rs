@@ -199,10 +199,11 @@ impl DuckDbKpis {
         }
     }
 
-    fn error(&self, doing: &str, e: &duckdb::Error) -> PipelineError {
+    fn error(&self, doing: &str, e: duckdb::Error) -> PipelineError {
         PipelineError::DuckDb {
             path: self.path.clone(),
-            message: format!("{doing}: {e}"),
+            doing: doing.to_owned(),
+            error: e,
         }
     }
 }
@@ -219,14 +220,14 @@ impl KpiSource for DuckDbKpis {
             let rows = statement.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect()
         };
-        read().map_err(|e| self.error("listing the months with data", &e))
+        read().map_err(|e| self.error("listing the months with data", e))
     }
 
     fn count(&mut self, doing: &str, sql: &str) -> Result<u64, PipelineError> {
         let count: i64 = self
             .connection
             .query_row(sql, [], |r| r.get(0))
-            .map_err(|e| self.error(doing, &e))?;
+            .map_err(|e| self.error(doing, e))?;
         u64::try_from(count).map_err(|_| PipelineError::Bug(format!("{doing}: counted {count}")))
     }
 
@@ -247,7 +248,7 @@ impl KpiSource for DuckDbKpis {
             rows.collect()
         };
         read()
-            .map_err(|e| self.error(&doing, &e))?
+            .map_err(|e| self.error(&doing, e))?
             .into_iter()
             .map(|row| {
                 row.into_iter()

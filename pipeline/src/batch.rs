@@ -97,7 +97,7 @@ pub fn session_fact(
     date: &str,
 ) -> Result<SessionFactReport, PipelineError> {
     let date_key = day_key(date).ok_or_else(|| {
-        PipelineError::Incompatible(format!("--date {date:?}: expected YYYY-MM-DD"))
+        PipelineError::Setting(format!("--date {date:?}: expected YYYY-MM-DD"))
     })?;
 
     let mut sessions: HashMap<i64, Recomputed> = HashMap::new();

@@ -1,13 +1,18 @@
 //! The loop that turns a source into warehouse rows: poll a micro-batch, skip what the
 //! warehouse already holds, transform, write rows, offsets and state in one transaction,
 //! then tell the source. Stops between batches when asked, so nothing is half-written.
+//! A write that fails for a reason that may pass is retried whole (see [`Retry`]); any
+//! other failure stops the run with the batch uncommitted.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::error::PipelineError;
+use backon::{BackoffBuilder as _, ExponentialBuilder};
+use warehouse::{Classify as _, ErrorClass};
+
+use crate::error::{PipelineError, chain};
 use crate::metrics::Metrics;
 use crate::sinks::{Batch, Checkpoint, DeadLetterTopics, Sink, fnv1a};
 use crate::sources::{BatchLimits, Polled, Source};
@@ -59,6 +64,29 @@ pub struct Runner<S, K> {
     last_checkpoint: Instant,
     /// Next offsets of the partitions that moved since the last checkpoint.
     uncheckpointed: BTreeMap<(String, i32), i64>,
+    retry: Retry,
+}
+
+/// How a write that fails with a retryable error (the warehouse, BigQuery or the
+/// dead-letter topics' broker unreachable or failing) is retried: exponential backoff
+/// from `first` up to `max` with jitter, until the pauses add up to `give_up_after`.
+/// A batch is all or nothing, so a retry writes it whole; while it retries, `/readyz`
+/// says not ready. Bad data and bugs are not retried: they stop the run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retry {
+    pub first: Duration,
+    pub max: Duration,
+    pub give_up_after: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Retry {
+        Retry {
+            first: Duration::from_millis(500),
+            max: Duration::from_secs(30),
+            give_up_after: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 /// The default time between checkpoints: a checkpoint writes the whole transformation
@@ -93,7 +121,14 @@ impl<S: Source, K: Sink> Runner<S, K> {
             checkpoint_every: CHECKPOINT_EVERY,
             last_checkpoint: Instant::now(),
             uncheckpointed: BTreeMap::new(),
+            retry: Retry::default(),
         })
+    }
+
+    /// Retries failed writes so (see [`Retry`]).
+    pub fn with_retry(mut self, retry: Retry) -> Runner<S, K> {
+        self.retry = retry;
+        self
     }
 
     /// Checkpoints at most this often (zero: with every batch). Between checkpoints,
@@ -143,7 +178,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 &mut idle_since,
                 &mut lag_measured,
             )
-            .and_then(|()| self.checkpoint_if_behind(&mut totals));
+            .and_then(|()| self.checkpoint_if_behind(stop, &mut totals));
         self.metrics.set_ready(false);
         result.map(|()| totals)
     }
@@ -169,7 +204,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
             let began = Instant::now();
             let records = match self.source.poll(&self.limits)? {
                 Polled::End => {
-                    self.finish(totals, observer)?;
+                    self.finish(stop, totals, observer)?;
                     break;
                 }
                 Polled::Records(records) => records,
@@ -184,7 +219,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
                     if self.source.lag() != Some(0) {
                         *idle_since = Instant::now();
                     } else if idle_since.elapsed() >= idle {
-                        self.finish(totals, observer)?;
+                        self.finish(stop, totals, observer)?;
                         break;
                     }
                 }
@@ -229,7 +264,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 .map(|((topic, partition), (_, next))| (topic, partition, next))
                 .collect();
             let committing = Instant::now();
-            self.write(&id, &output, &offsets, false, totals)?;
+            self.write(&id, &output, &offsets, false, stop, totals)?;
             totals.busy = self.started.elapsed();
             let commit = committing.elapsed();
             self.metrics
@@ -240,17 +275,26 @@ impl<S: Source, K: Sink> Runner<S, K> {
     }
 
     /// Writes a batch, with a checkpoint when one is due or `checkpoint` asks for one,
-    /// and then commits the checkpointed offsets to the source.
+    /// and then commits the checkpointed offsets to the source. Each step is retried on
+    /// its own, so a retried warehouse write does not send the dead letters again.
     fn write(
         &mut self,
         id: &str,
         output: &Output,
         offsets: &[(String, i32, i64)],
         checkpoint: bool,
+        stop: &AtomicBool,
         totals: &mut Totals,
     ) -> Result<(), PipelineError> {
+        let retrying = Retrying {
+            policy: self.retry,
+            metrics: &self.metrics,
+            stop,
+        };
         if let Some(topics) = &self.dead_letter_topics {
-            topics.send(&output.tables.dead_letters)?;
+            retrying.run("dead_letter_topics", || {
+                topics.send(&output.tables.dead_letters)
+            })?;
         }
         let mut moved = self.uncheckpointed.clone();
         for (topic, partition, next) in offsets {
@@ -265,21 +309,30 @@ impl<S: Source, K: Sink> Runner<S, K> {
         } else {
             Vec::new()
         };
-        self.sink.write(&Batch {
+        let batch = Batch {
             id,
             output,
             checkpoint: due.then(|| Checkpoint {
                 offsets: &committed,
                 state: self.transformer.state(),
             }),
-        })?;
+        };
+        let sink = &mut self.sink;
+        retrying.run("warehouse", || sink.write(&batch))?;
         for (topic, partition, next) in offsets {
             self.next.insert((topic.clone(), *partition), *next);
         }
         if due {
             self.uncheckpointed.clear();
             self.last_checkpoint = Instant::now();
-            self.source.commit(&committed)?;
+            // The warehouse holds the offsets that count; the source's copy only spares
+            // a restart from reading again what the warehouse would skip.
+            match self.source.commit(&committed) {
+                Err(e) if e.class() == ErrorClass::Retryable => {
+                    tracing::warn!(error = %chain(&e), "cannot commit offsets to the source; the warehouse has them");
+                }
+                result => result?,
+            }
         } else {
             self.uncheckpointed = moved;
         }
@@ -295,6 +348,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
     /// Closes every open session and writes what that produces.
     fn finish(
         &mut self,
+        stop: &AtomicBool,
         totals: &mut Totals,
         observer: &mut dyn Observer,
     ) -> Result<(), PipelineError> {
@@ -303,7 +357,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
         // Named after where every partition stands, so a rerun of the same end has the
         // same name.
         let id = position_id("final", &self.next);
-        self.write(&id, &output, &[], true, totals)?;
+        self.write(&id, &output, &[], true, stop, totals)?;
         self.metrics.batch(
             &BTreeMap::new(),
             0,
@@ -319,12 +373,78 @@ impl<S: Source, K: Sink> Runner<S, K> {
 impl<S: Source, K: Sink> Runner<S, K> {
     /// On the way out after a stop: checkpoints what was written since the last one, so
     /// that the next start need not read it again.
-    fn checkpoint_if_behind(&mut self, totals: &mut Totals) -> Result<(), PipelineError> {
+    fn checkpoint_if_behind(
+        &mut self,
+        stop: &AtomicBool,
+        totals: &mut Totals,
+    ) -> Result<(), PipelineError> {
         if self.uncheckpointed.is_empty() {
             return Ok(());
         }
         let id = position_id("checkpoint", &self.uncheckpointed);
-        self.write(&id, &Output::default(), &[], true, totals)
+        self.write(&id, &Output::default(), &[], true, stop, totals)
+    }
+}
+
+/// One step of a write, retried under a policy.
+struct Retrying<'a> {
+    policy: Retry,
+    metrics: &'a Metrics,
+    stop: &'a AtomicBool,
+}
+
+impl Retrying<'_> {
+    /// Runs `attempt` until it succeeds, fails with an error that is not retryable, the
+    /// pauses add up to the policy's limit, or a stop is asked for; `what` names it in
+    /// logs and in `pipeline_retries_total`.
+    fn run<T>(
+        &self,
+        what: &'static str,
+        mut attempt: impl FnMut() -> Result<T, PipelineError>,
+    ) -> Result<T, PipelineError> {
+        // backon's pauses, with our own loop around them: its blocking sleeper must be
+        // 'static, and this one watches the stop flag and keeps `/healthz` alive.
+        let mut pauses = ExponentialBuilder::new()
+            .with_min_delay(self.policy.first)
+            .with_max_delay(self.policy.max)
+            .with_jitter()
+            .without_max_times()
+            .with_total_delay(Some(self.policy.give_up_after))
+            .build();
+        let result = loop {
+            let error = match attempt() {
+                Ok(done) => break Ok(done),
+                Err(error) => error,
+            };
+            let retryable =
+                error.class() == ErrorClass::Retryable && !self.stop.load(Ordering::Relaxed);
+            let Some(pause) = pauses.next().filter(|_| retryable) else {
+                break Err(error);
+            };
+            self.metrics.retry(what);
+            self.metrics.set_retrying(true);
+            tracing::warn!(
+                what,
+                error = %chain(&error),
+                retry_in_ms = pause.as_millis() as u64,
+                "a write failed; retrying"
+            );
+            self.pause(pause);
+        };
+        self.metrics.set_retrying(false);
+        result
+    }
+
+    /// Waits, in short steps so that a stop is noticed and `/healthz` stays alive.
+    fn pause(&self, pause: Duration) {
+        let until = Instant::now() + pause;
+        while !self.stop.load(Ordering::Relaxed) {
+            self.metrics.tick();
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                return;
+            };
+            std::thread::sleep(left.min(Duration::from_millis(100)));
+        }
     }
 }
 
@@ -365,7 +485,149 @@ fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
+    use warehouse::raw::EventKind;
+
     use super::*;
+    use crate::sinks::Offsets;
+    use crate::sources::Record;
+    use crate::transforms::state::State;
+
+    /// Two messages (one not JSON, so it is dead-lettered), then the end.
+    #[derive(Debug)]
+    struct Fixed(Option<Vec<Record>>);
+
+    impl Fixed {
+        fn new() -> Fixed {
+            let record = |offset, payload: &[u8]| Record {
+                kind: EventKind::Listen,
+                topic: "listen_events".to_owned(),
+                partition: 0,
+                offset,
+                payload: payload.to_vec(),
+            };
+            Fixed(Some(vec![record(0, b"{"), record(1, b"[]")]))
+        }
+    }
+
+    impl Source for Fixed {
+        fn poll(&mut self, _: &BatchLimits) -> Result<Polled, PipelineError> {
+            Ok(self.0.take().map_or(Polled::End, Polled::Records))
+        }
+        fn partitions(&self) -> Vec<(EventKind, String, i32)> {
+            Vec::new()
+        }
+        fn commit(&mut self, _: &[(String, i32, i64)]) -> Result<(), PipelineError> {
+            Ok(())
+        }
+    }
+
+    /// A warehouse scripted to fail on cue, which no real one does: the integration
+    /// tests make DuckDB and the broker fail for real; this checks each class alone.
+    #[derive(Debug, Default)]
+    struct Flaky {
+        failures: VecDeque<PipelineError>,
+        /// Fails every attempt with an I/O error.
+        always: bool,
+        attempts: usize,
+        written: Vec<String>,
+    }
+
+    impl Sink for Flaky {
+        fn offsets(&mut self) -> Result<Offsets, PipelineError> {
+            Ok(Offsets::new())
+        }
+        fn state(&mut self) -> Result<Option<State>, PipelineError> {
+            Ok(None)
+        }
+        fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError> {
+            self.attempts += 1;
+            if self.always {
+                return Err(disk_away());
+            }
+            if let Some(error) = self.failures.pop_front() {
+                return Err(error);
+            }
+            self.written.push(batch.id.to_owned());
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "scripted".to_owned()
+        }
+    }
+
+    fn disk_away() -> PipelineError {
+        PipelineError::Io {
+            doing: "cannot write".to_owned(),
+            error: std::io::Error::other("the disk went away"),
+        }
+    }
+
+    struct Silent;
+
+    impl Observer for Silent {
+        fn on_batch(&mut self, _: &Totals, _: &Stats, _: Duration) {}
+    }
+
+    fn run(sink: Flaky, give_up_after: Duration) -> (Result<Totals, PipelineError>, Flaky, String) {
+        let mut runner = Runner::new(Fixed::new(), sink, Config::default(), BatchLimits::default())
+            .unwrap()
+            .with_retry(Retry {
+                first: Duration::from_millis(1),
+                max: Duration::from_millis(5),
+                give_up_after,
+            });
+        let result = runner.run(Until::Stopped, &AtomicBool::new(false), &mut Silent);
+        let metrics = runner.metrics().render();
+        (result, runner.into_sink(), metrics)
+    }
+
+    #[test]
+    fn a_retryable_failure_is_retried_until_the_batch_lands_once() {
+        let sink = Flaky {
+            failures: VecDeque::from([disk_away(), disk_away()]),
+            ..Flaky::default()
+        };
+        let (result, sink, metrics) = run(sink, Duration::from_secs(60));
+        let totals = result.unwrap();
+        assert_eq!(totals.stats.rejected, 2, "both messages dead-lettered");
+        assert_eq!(sink.written.len(), 2, "the batch and the final close");
+        assert_eq!(sink.attempts, 4);
+        assert!(
+            metrics.contains("pipeline_retries_total{what=\"warehouse\"} 2"),
+            "{metrics}"
+        );
+    }
+
+    #[test]
+    fn a_bug_or_bad_data_stops_at_once_with_nothing_written() {
+        for error in [
+            PipelineError::Bug("an invariant broke".to_owned()),
+            PipelineError::Incompatible("another schema".to_owned()),
+        ] {
+            let class = error.class();
+            let sink = Flaky {
+                failures: VecDeque::from([error]),
+                ..Flaky::default()
+            };
+            let (result, sink, _) = run(sink, Duration::from_secs(60));
+            assert_eq!(result.unwrap_err().class(), class);
+            assert_eq!((sink.attempts, sink.written.len()), (1, 0), "{class:?}");
+        }
+    }
+
+    #[test]
+    fn retrying_gives_up_once_the_pauses_add_up_to_the_limit() {
+        let sink = Flaky {
+            always: true,
+            ..Flaky::default()
+        };
+        let (result, sink, _) = run(sink, Duration::from_millis(50));
+        assert_eq!(result.unwrap_err().class(), ErrorClass::Retryable);
+        assert!(sink.attempts > 2, "{} attempts", sink.attempts);
+        assert!(sink.written.is_empty());
+    }
 
     #[test]
     fn batch_ids_name_the_first_range_and_digest_the_rest() {

@@ -98,8 +98,9 @@ impl DeadLetterTopics {
         }
         let producer = config
             .create_with_context(Deliveries::default())
-            .map_err(|e| {
-                PipelineError::Kafka(format!("cannot create the dead-letter producer: {e}"))
+            .map_err(|error| PipelineError::KafkaSettings {
+                doing: "the dead-letter producer refuses its settings".to_owned(),
+                error,
             })?;
         Ok(DeadLetterTopics { producer, limits })
     }
@@ -137,10 +138,13 @@ impl DeadLetterTopics {
                 )));
             };
             if !is_too_large(&error) {
-                return Err(PipelineError::Kafka(format!(
-                    "the broker refused a dead letter for {}: {error}",
-                    dlq_topic(&row.source_topic)
-                )));
+                return Err(PipelineError::Kafka {
+                    doing: format!(
+                        "the broker refused a dead letter for {}",
+                        dlq_topic(&row.source_topic)
+                    ),
+                    error,
+                });
             }
             self.produce(&dlq_topic(&row.source_topic), row, index, true)?;
             resent += 1;
@@ -152,13 +156,16 @@ impl DeadLetterTopics {
         self.flush()?;
         match self.take_failures().first() {
             None => Ok(()),
-            Some((index, error)) => Err(PipelineError::Kafka(format!(
-                "the broker refused a truncated dead letter for {}: {error}",
-                rows.get(*index).map_or_else(
-                    || "a dead-letter topic".to_owned(),
-                    |row| dlq_topic(&row.source_topic)
-                )
-            ))),
+            Some((index, error)) => Err(PipelineError::Kafka {
+                doing: format!(
+                    "the broker refused a truncated dead letter for {}",
+                    rows.get(*index).map_or_else(
+                        || "a dead-letter topic".to_owned(),
+                        |row| dlq_topic(&row.source_topic)
+                    )
+                ),
+                error: error.clone(),
+            }),
         }
     }
 
@@ -237,21 +244,22 @@ impl DeadLetterTopics {
                     return self.produce(topic, row, index, true);
                 }
                 Err((error, _)) => {
-                    return Err(PipelineError::Kafka(format!(
-                        "cannot send a dead letter to {topic}: {error}"
-                    )));
+                    return Err(PipelineError::Kafka {
+                        doing: format!("cannot send a dead letter to {topic}"),
+                        error,
+                    });
                 }
             }
         }
     }
 
     fn flush(&self) -> Result<(), PipelineError> {
-        self.producer.flush(FLUSH_TIMEOUT).map_err(|e| {
-            PipelineError::Kafka(format!(
-                "dead letters were not acknowledged within {}s: {e}",
+        self.producer
+            .flush(FLUSH_TIMEOUT)
+            .map_err(PipelineError::kafka(format!(
+                "dead letters were not acknowledged within {}s",
                 FLUSH_TIMEOUT.as_secs()
-            ))
-        })
+            )))
     }
 
     fn take_failures(&self) -> Vec<(usize, KafkaError)> {
@@ -293,7 +301,10 @@ fn prepare_topics(
 ) -> Result<HashMap<String, usize>, PipelineError> {
     let admin: AdminClient<DefaultClientContext> = config
         .create()
-        .map_err(|e| PipelineError::Kafka(format!("cannot create an admin client: {e}")))?;
+        .map_err(|error| PipelineError::KafkaSettings {
+            doing: "the admin client refuses the settings".to_owned(),
+            error,
+        })?;
     let options = AdminOptions::new().operation_timeout(Some(SETUP_TIMEOUT));
     let source_limits = max_message_bytes(&admin, &options, sources);
     // Each dead-letter topic with the limit it should have: its source's.

@@ -69,16 +69,16 @@ impl DuckDb {
     /// Opens (or creates) the warehouse file and its tables.
     pub fn open(path: &Path) -> Result<DuckDb, PipelineError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| PipelineError::DuckDb {
-                path: path.display().to_string(),
-                message: format!("cannot create its folder: {e}"),
-            })?;
+            std::fs::create_dir_all(dir).map_err(PipelineError::io(format!(
+                "cannot create the folder of {}",
+                path.display()
+            )))?;
         }
         let connection =
-            connect(path, duckdb::Config::default()).map_err(|e| PipelineError::DuckDb {
-                path: path.display().to_string(),
-                message: format!("cannot open: {e}"),
-            })?;
+            connect(path, duckdb::Config::default()).map_err(PipelineError::duckdb(
+                path.display().to_string(),
+                "cannot open",
+            ))?;
         let sink = DuckDb {
             connection,
             path: path.display().to_string(),
@@ -95,10 +95,7 @@ impl DuckDb {
     }
 
     pub(crate) fn error(&self, doing: &str, e: duckdb::Error) -> PipelineError {
-        PipelineError::DuckDb {
-            path: self.path.clone(),
-            message: format!("{doing}: {e}"),
-        }
+        PipelineError::duckdb(&self.path, doing)(e)
     }
 
     pub fn connection(&self) -> &Connection {
@@ -186,10 +183,7 @@ impl DuckDb {
         let batches = record_batches(&output.tables)
             .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
         let path = self.path.clone();
-        let fail = move |doing: &str, e: duckdb::Error| PipelineError::DuckDb {
-            path: path.clone(),
-            message: format!("{doing}: {e}"),
-        };
+        let fail = move |doing: &str, e: duckdb::Error| PipelineError::duckdb(&path, doing)(e);
         let tx = self
             .connection
             .transaction()

@@ -11,7 +11,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
-use crate::error::PipelineError;
+use crate::error::{Cause, PipelineError};
 
 pub struct Staging {
     store: Arc<dyn ObjectStore>,
@@ -35,19 +35,22 @@ impl Staging {
         location: &str,
         runtime: Arc<tokio::runtime::Runtime>,
     ) -> Result<Staging, PipelineError> {
-        let fail = |message: String| PipelineError::Staging {
+        let fail = |doing: &str, error: Cause| PipelineError::Staging {
             location: location.to_owned(),
-            message,
+            doing: doing.to_owned(),
+            error,
         };
         if let Some(rest) = location.strip_prefix("gs://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(fail("no bucket name after gs://".to_owned()));
+                return Err(PipelineError::Setting(format!(
+                    "staging {location:?}: no bucket name after gs://"
+                )));
             }
             let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(bucket)
                 .build()
-                .map_err(|e| fail(format!("cannot set up GCS: {e}")))?;
+                .map_err(|e| fail("cannot set up GCS", e.into()))?;
             let prefix = prefix.trim_matches('/');
             return Ok(Staging {
                 store: Arc::new(store),
@@ -57,11 +60,11 @@ impl Staging {
             });
         }
         let dir = location.strip_prefix("file://").unwrap_or(location);
-        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create it: {e}")))?;
+        std::fs::create_dir_all(dir).map_err(|e| fail("cannot create it", e.into()))?;
         let dir =
-            std::fs::canonicalize(dir).map_err(|e| fail(format!("cannot resolve it: {e}")))?;
+            std::fs::canonicalize(dir).map_err(|e| fail("cannot resolve it", e.into()))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-            .map_err(|e| fail(format!("cannot open it: {e}")))?;
+            .map_err(|e| fail("cannot open it", e.into()))?;
         Ok(Staging {
             store: Arc::new(store),
             url: format!("file://{}", dir.display()),
@@ -78,7 +81,7 @@ impl Staging {
         batch_id: &str,
         batch: &RecordBatch,
     ) -> Result<String, PipelineError> {
-        let bytes = encode(batch).map_err(|e| self.error(format!("{table}: {e}")))?;
+        let bytes = encode(batch).map_err(|e| self.error(format!("cannot encode {table}"), e.into()))?;
         let path = self
             .prefix
             .parts()
@@ -86,7 +89,7 @@ impl Staging {
             .collect::<ObjectPath>();
         self.runtime
             .block_on(self.store.put(&path, bytes.into()))
-            .map_err(|e| self.error(format!("cannot write {path}: {e}")))?;
+            .map_err(|e| self.error(format!("cannot write {path}"), e.into()))?;
         Ok(format!("{}/{path}", self.url))
     }
 
@@ -94,10 +97,11 @@ impl Staging {
         &self.url
     }
 
-    fn error(&self, message: String) -> PipelineError {
+    fn error(&self, doing: String, error: Cause) -> PipelineError {
         PipelineError::Staging {
             location: self.url.clone(),
-            message,
+            doing,
+            error,
         }
     }
 }

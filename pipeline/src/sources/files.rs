@@ -50,10 +50,8 @@ impl Files {
             } else {
                 gzip
             };
-            let file = File::open(&path).map_err(|error| PipelineError::Input {
-                path: path.display().to_string(),
-                error,
-            })?;
+            let file = File::open(&path)
+                .map_err(PipelineError::io(format!("cannot read {}", path.display())))?;
             let reader: Box<dyn BufRead + Send> = if path.extension().is_some_and(|e| e == "gz") {
                 Box::new(BufReader::new(MultiGzDecoder::new(file)))
             } else {

@@ -80,20 +80,21 @@ impl Kafka {
         }
         let consumer: BaseConsumer = config
             .create()
-            .map_err(|e| PipelineError::Kafka(format!("bad consumer settings: {e}")))?;
+            .map_err(|error| PipelineError::KafkaSettings {
+                doing: "the consumer refuses its settings".to_owned(),
+                error,
+            })?;
         consumer
             .fetch_metadata(None, CONNECT_TIMEOUT)
-            .map_err(|e| {
-                PipelineError::Kafka(format!(
-                    "cannot reach the brokers at {} within {}s: {e}",
-                    options.brokers,
-                    CONNECT_TIMEOUT.as_secs()
-                ))
-            })?;
+            .map_err(PipelineError::kafka(format!(
+                "cannot reach the brokers at {} within {}s",
+                options.brokers,
+                CONNECT_TIMEOUT.as_secs()
+            )))?;
         let names: Vec<&str> = options.topics.iter().map(|(_, t)| t.as_str()).collect();
         consumer
             .subscribe(&names)
-            .map_err(|e| PipelineError::Kafka(format!("cannot subscribe to {names:?}: {e}")))?;
+            .map_err(PipelineError::kafka(format!("cannot subscribe to {names:?}")))?;
         let kinds = options
             .topics
             .iter()
@@ -233,14 +234,12 @@ impl Source for Kafka {
         let mut list = TopicPartitionList::new();
         for (topic, partition, next) in next_offsets {
             list.add_partition_offset(topic, *partition, Offset::Offset(*next))
-                .map_err(|e| {
-                    PipelineError::Kafka(format!("bad offset {topic}/{partition}: {e}"))
-                })?;
+                .map_err(|error| PipelineError::Bug(format!("offset {topic}/{partition}: {error}")))?;
         }
         // Asynchronous: the warehouse holds the offsets that matter; Kafka's copy only
         // saves a restart from re-reading what the warehouse would skip anyway.
         self.consumer
             .commit(&list, CommitMode::Async)
-            .map_err(|e| PipelineError::Kafka(format!("cannot commit offsets: {e}")))
+            .map_err(PipelineError::kafka("cannot commit offsets"))
     }
 }

@@ -73,8 +73,8 @@ pub(crate) fn read_line(
     let mut line = Vec::new();
     let read = reader
         .read_until(b'\n', &mut line)
-        .map_err(|error| PipelineError::Input {
-            path: place.to_string(),
+        .map_err(|error| PipelineError::Io {
+            doing: format!("cannot read {place}"),
             error,
         })?;
     if read == 0 {
