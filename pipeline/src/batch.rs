@@ -96,9 +96,8 @@ pub fn session_fact(
     store: &mut dyn SessionFactStore,
     date: &str,
 ) -> Result<SessionFactReport, PipelineError> {
-    let date_key = day_key(date).ok_or_else(|| {
-        PipelineError::Setting(format!("--date {date:?}: expected YYYY-MM-DD"))
-    })?;
+    let date_key = day_key(date)
+        .ok_or_else(|| PipelineError::Setting(format!("--date {date:?}: expected YYYY-MM-DD")))?;
 
     let mut sessions: HashMap<i64, Recomputed> = HashMap::new();
     for a in store.aggregates()? {

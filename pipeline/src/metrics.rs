@@ -152,7 +152,9 @@ impl Metrics {
 
     /// Counts one failed attempt of `what` that will be retried.
     pub fn retry(&self, what: &'static str) {
-        self.retries.get_or_create(&[("what", what.to_owned())]).inc();
+        self.retries
+            .get_or_create(&[("what", what.to_owned())])
+            .inc();
     }
 
     pub fn set_lag(&self, lag: Option<i64>) {

@@ -571,13 +571,18 @@ mod tests {
     }
 
     fn run(sink: Flaky, give_up_after: Duration) -> (Result<Totals, PipelineError>, Flaky, String) {
-        let mut runner = Runner::new(Fixed::new(), sink, Config::default(), BatchLimits::default())
-            .unwrap()
-            .with_retry(Retry {
-                first: Duration::from_millis(1),
-                max: Duration::from_millis(5),
-                give_up_after,
-            });
+        let mut runner = Runner::new(
+            Fixed::new(),
+            sink,
+            Config::default(),
+            BatchLimits::default(),
+        )
+        .unwrap()
+        .with_retry(Retry {
+            first: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+            give_up_after,
+        });
         let result = runner.run(Until::Stopped, &AtomicBool::new(false), &mut Silent);
         let metrics = runner.metrics().render();
         (result, runner.into_sink(), metrics)

@@ -232,8 +232,15 @@ mod tests {
             closed_within(&mut slow, Duration::from_secs(3)),
             "a head that never ends is cut off"
         );
-        assert!(began.elapsed() < Duration::from_secs(2), "{:?}", began.elapsed());
-        assert!(closed_within(&mut idle, Duration::from_secs(3)), "so is silence");
+        assert!(
+            began.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            began.elapsed()
+        );
+        assert!(
+            closed_within(&mut idle, Duration::from_secs(3)),
+            "so is silence"
+        );
         let mut probe = TcpStream::connect(address).unwrap();
         probe
             .write_all(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")

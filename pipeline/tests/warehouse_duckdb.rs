@@ -822,3 +822,196 @@ fn readers_refuse_a_missing_warehouse_instead_of_creating_an_empty_one() {
         assert!(!path.exists(), "{args:?} created {}", path.display());
     }
 }
+
+/// DuckDB cannot write its log while a folder stands where the file would go (root too
+/// is refused), which the test puts there after a checkpoint has removed the log: the
+/// runner retries the first batch, says not ready meanwhile, and once the folder is gone
+/// writes what a run that never failed writes.
+#[test]
+fn a_warehouse_unwritable_for_a_while_is_retried_and_ends_as_a_clean_run() {
+    use pipeline::runner::Retry;
+    use pipeline::sources::files::Files as FileSource;
+
+    let dir = temp_dir("unwritable");
+    let clean = files_warehouse(&dir, 60);
+    let path = dir.join("retried.duckdb");
+    let sink = DuckDb::open(&path).unwrap();
+    sink.connection().execute_batch("CHECKPOINT").unwrap();
+    let log = dir.join("retried.duckdb.wal");
+    assert!(!log.exists(), "a checkpoint leaves no log");
+    std::fs::create_dir(&log).unwrap();
+
+    let topics: Vec<(EventKind, String)> = EventKind::ALL
+        .iter()
+        .map(|k| (*k, k.topic().to_owned()))
+        .collect();
+    let source = FileSource::open(&dir.join("events"), &topics).unwrap();
+    let mut runner = Runner::new(source, sink, Config::default(), BatchLimits::default())
+        .unwrap()
+        .with_retry(Retry {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+            give_up_after: Duration::from_secs(60),
+        });
+    let metrics = runner.metrics();
+    let watcher = std::thread::spawn(move || {
+        let retries = |text: String| {
+            text.lines()
+                .find(|l| l.starts_with("pipeline_retries_total{what=\"warehouse\"}"))
+                .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let began = std::time::Instant::now();
+        while retries(metrics.render()) < 3 {
+            assert!(began.elapsed() < Duration::from_secs(30), "no retries seen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let ready_while_failing = metrics.ready();
+        std::fs::remove_dir(&log).unwrap();
+        ready_while_failing
+    });
+    let totals = runner
+        .run(Until::Stopped, &AtomicBool::new(false), &mut Silent)
+        .unwrap();
+    assert!(!watcher.join().unwrap(), "ready while retrying");
+    assert!(totals.rows > 0);
+    drop(runner);
+    let (a, b) = (warehouse_at(&clean), warehouse_at(&path));
+    for table in warehouse::schema::TABLES {
+        assert!(
+            a.rows(table.name) == b.rows(table.name),
+            "{} differs after the retries",
+            table.name
+        );
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The broker goes away for longer than the dead-letter producer waits for a delivery
+/// (2 s here), while malformed messages are still to come: each batch's dead letters
+/// are retried until it is back, `/readyz` says not ready meanwhile, and every message
+/// is in the warehouse once, as a row or a dead letter.
+#[test]
+fn dead_letters_wait_for_a_broker_that_went_away_and_nothing_is_lost() {
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+
+    let dir = temp_dir("dlq-retry");
+    let scratch = ScratchBroker::start("pipeline-dlq-retry-test").unwrap();
+    let broker = scratch.broker();
+    let bootstrap = broker.bootstrap();
+    let producer: ThreadedProducer<DefaultProducerContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    // Malformed messages at the end of every partition of every topic: the pipeline
+    // has fetched them before the broker goes, and reaches them after.
+    let mut produced: u64 = simulate_to_kafka(&bootstrap, 2, "none", 100, 1, 12)
+        .iter()
+        .sum();
+    let mut bad = 0;
+    for kind in EventKind::ALL {
+        for partition in 0..2 {
+            for n in 0..5 {
+                let payload = format!("not json {kind:?} {partition} {n}");
+                producer
+                    .send(
+                        BaseRecord::<(), str>::to(kind.topic())
+                            .partition(partition)
+                            .payload(&payload),
+                    )
+                    .unwrap();
+                bad += 1;
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    produced += bad;
+
+    let port = xtask::kafka::free_port_pair();
+    let duckdb = dir.join("w.duckdb");
+    let mut child = spawn(
+        pipeline(&[
+            "--kafka-brokers",
+            &bootstrap,
+            "--duckdb",
+            duckdb.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "-X",
+            "message.timeout.ms=2000",
+            "--exit-when-idle-s",
+            "3",
+            "--batch-max-messages",
+            "10",
+            "--batch-max-ms",
+            "200",
+        ])
+        .stderr(Stdio::null()),
+    );
+    let metric = |name: &str| -> u64 {
+        http_get(port, "/metrics").map_or(0, |(_, body)| {
+            body.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum()
+        })
+    };
+    let began = std::time::Instant::now();
+    while metric("pipeline_messages_total{") < 50 {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "nothing consumed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    broker.stop().unwrap();
+    let began = std::time::Instant::now();
+    let mut not_ready = false;
+    while metric("pipeline_retries_total{what=\"dead_letter_topics\"}") < 2 {
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "no dead-letter retries while the broker was down"
+        );
+        assert!(
+            child.0.try_wait().unwrap().is_none(),
+            "the pipeline gave up"
+        );
+        not_ready |= http_get(port, "/readyz").is_some_and(|(status, _)| status == 503);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    not_ready |= http_get(port, "/readyz").is_some_and(|(status, _)| status == 503);
+    assert!(not_ready, "/readyz said ready while retrying");
+    broker.start().unwrap();
+    assert!(child.0.wait().unwrap().success());
+
+    let connection = duckdb::Connection::open(&duckdb).unwrap();
+    let count = |sql: &str| -> u64 {
+        connection
+            .query_row(sql, [], |row| row.get::<_, i64>(0))
+            .unwrap() as u64
+    };
+    let landed = count("SELECT count(*) FROM event_fact WHERE is_record_valid")
+        + count("SELECT count(*) FROM event_dim")
+        + count("SELECT count(*) FROM auth_fact")
+        + count("SELECT count(*) FROM level_change_fact");
+    let dead = count("SELECT count(*) FROM dead_letters");
+    assert_eq!(dead, bad);
+    assert_eq!(landed + dead, produced, "landed {landed} + dead {dead}");
+    let topics: Vec<String> = EventKind::ALL
+        .iter()
+        .map(|k| format!("{}.dlq", k.topic()))
+        .collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let mut sent: Vec<Vec<u8>> = read_dead_letters(&bootstrap, &topics, bad as usize)
+        .into_iter()
+        .map(|m| m.payload)
+        .collect();
+    sent.sort();
+    sent.dedup();
+    assert_eq!(
+        sent.len() as u64,
+        bad,
+        "every dead letter reached its topic"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

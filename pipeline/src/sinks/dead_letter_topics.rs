@@ -299,12 +299,13 @@ fn prepare_topics(
     config: &ClientConfig,
     sources: &[String],
 ) -> Result<HashMap<String, usize>, PipelineError> {
-    let admin: AdminClient<DefaultClientContext> = config
-        .create()
-        .map_err(|error| PipelineError::KafkaSettings {
-            doing: "the admin client refuses the settings".to_owned(),
-            error,
-        })?;
+    let admin: AdminClient<DefaultClientContext> =
+        config
+            .create()
+            .map_err(|error| PipelineError::KafkaSettings {
+                doing: "the admin client refuses the settings".to_owned(),
+                error,
+            })?;
     let options = AdminOptions::new().operation_timeout(Some(SETUP_TIMEOUT));
     let source_limits = max_message_bytes(&admin, &options, sources);
     // Each dead-letter topic with the limit it should have: its source's.

@@ -74,11 +74,9 @@ impl DuckDb {
                 path.display()
             )))?;
         }
-        let connection =
-            connect(path, duckdb::Config::default()).map_err(PipelineError::duckdb(
-                path.display().to_string(),
-                "cannot open",
-            ))?;
+        let connection = connect(path, duckdb::Config::default()).map_err(
+            PipelineError::duckdb(path.display().to_string(), "cannot open"),
+        )?;
         let sink = DuckDb {
             connection,
             path: path.display().to_string(),

@@ -61,8 +61,7 @@ impl Staging {
         }
         let dir = location.strip_prefix("file://").unwrap_or(location);
         std::fs::create_dir_all(dir).map_err(|e| fail("cannot create it", e.into()))?;
-        let dir =
-            std::fs::canonicalize(dir).map_err(|e| fail("cannot resolve it", e.into()))?;
+        let dir = std::fs::canonicalize(dir).map_err(|e| fail("cannot resolve it", e.into()))?;
         let store = object_store::local::LocalFileSystem::new_with_prefix(&dir)
             .map_err(|e| fail("cannot open it", e.into()))?;
         Ok(Staging {
@@ -81,7 +80,8 @@ impl Staging {
         batch_id: &str,
         batch: &RecordBatch,
     ) -> Result<String, PipelineError> {
-        let bytes = encode(batch).map_err(|e| self.error(format!("cannot encode {table}"), e.into()))?;
+        let bytes =
+            encode(batch).map_err(|e| self.error(format!("cannot encode {table}"), e.into()))?;
         let path = self
             .prefix
             .parts()

@@ -78,12 +78,13 @@ impl Kafka {
         for (key, value) in &options.settings {
             config.set(key, value);
         }
-        let consumer: BaseConsumer = config
-            .create()
-            .map_err(|error| PipelineError::KafkaSettings {
-                doing: "the consumer refuses its settings".to_owned(),
-                error,
-            })?;
+        let consumer: BaseConsumer =
+            config
+                .create()
+                .map_err(|error| PipelineError::KafkaSettings {
+                    doing: "the consumer refuses its settings".to_owned(),
+                    error,
+                })?;
         consumer
             .fetch_metadata(None, CONNECT_TIMEOUT)
             .map_err(PipelineError::kafka(format!(
@@ -94,7 +95,9 @@ impl Kafka {
         let names: Vec<&str> = options.topics.iter().map(|(_, t)| t.as_str()).collect();
         consumer
             .subscribe(&names)
-            .map_err(PipelineError::kafka(format!("cannot subscribe to {names:?}")))?;
+            .map_err(PipelineError::kafka(format!(
+                "cannot subscribe to {names:?}"
+            )))?;
         let kinds = options
             .topics
             .iter()
@@ -234,7 +237,9 @@ impl Source for Kafka {
         let mut list = TopicPartitionList::new();
         for (topic, partition, next) in next_offsets {
             list.add_partition_offset(topic, *partition, Offset::Offset(*next))
-                .map_err(|error| PipelineError::Bug(format!("offset {topic}/{partition}: {error}")))?;
+                .map_err(|error| {
+                    PipelineError::Bug(format!("offset {topic}/{partition}: {error}"))
+                })?;
         }
         // Asynchronous: the warehouse holds the offsets that matter; Kafka's copy only
         // saves a restart from re-reading what the warehouse would skip anyway.

@@ -373,7 +373,12 @@ fn drive<S: Source, K: Sink>(
         runner = runner.with_dead_letter_topics(topics);
     }
     if let Some(address) = &settings.listen {
-        let bound = pipeline::serve::spawn(address, runner.metrics(), live, pipeline::serve::Limits::default())?;
+        let bound = pipeline::serve::spawn(
+            address,
+            runner.metrics(),
+            live,
+            pipeline::serve::Limits::default(),
+        )?;
         tracing::info!("serving http://{bound}/metrics, /healthz, /readyz and /dashboard");
     }
     let mut progress = Progress {
