@@ -177,7 +177,10 @@ fn a_bad_config_is_refused_with_the_json_path_of_each_problem() {
 #[test]
 fn bad_flags_and_missing_files_are_one_line_errors() {
     for (args, expected) in [
-        (&["-n", "ten", "--stdout"][..], "-n \"ten\""),
+        (
+            &["-n", "ten", "--stdout"][..],
+            "invalid value 'ten' for '--nusers <N>'",
+        ),
         (
             &["--stdout", "--songs", "/nonexistent/songs.txt"][..],
             "/nonexistent/songs.txt",
@@ -192,11 +195,53 @@ fn bad_flags_and_missing_files_are_one_line_errors() {
         let out = simulator(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let text = stderr(&out);
-        assert!(text.starts_with("simulator: error: "), "{args:?}: {text}");
+        // clap's own usage errors are followed by a hint to try --help.
+        assert!(
+            text.starts_with("simulator: error: ") || text.starts_with("error: "),
+            "{args:?}: {text}"
+        );
         assert!(text.contains(expected), "{args:?}: {text}");
         assert!(!text.contains("panicked"), "{args:?}: {text}");
     }
     let out = simulator(&["--help"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("--kafkaBrokerList"));
+}
+
+#[test]
+fn environment_variables_set_flags_and_flags_win() {
+    let run = |vars: &[(&str, &str)], args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_simulator"));
+        command.env_remove("SIMULATOR_KAFKA_BROKERS");
+        for (name, value) in vars {
+            command.env(name, value);
+        }
+        let hour = [
+            "-s",
+            "2026-01-05T00:00:00",
+            "-e",
+            "2026-01-05T01:00:00",
+            "-q",
+        ];
+        command.args(hour).args(args).output().unwrap()
+    };
+    let out = run(
+        &[("SIMULATOR_NUSERS", "many"), ("SIMULATOR_STDOUT", "1")],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid value 'many'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(
+        &[("SIMULATOR_NUSERS", "many"), ("SIMULATOR_STDOUT", "1")],
+        &["-n", "300"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!out.stdout.is_empty(), "SIMULATOR_STDOUT=1 chose stdout");
+    let out = run(&[("SIMULATOR_NUSER", "3")], &["--stdout"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("SIMULATOR_NUSER"), "{}", stderr(&out));
 }

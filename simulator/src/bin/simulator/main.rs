@@ -18,7 +18,7 @@ use simulator::songs::Catalogue;
 use simulator::world::{RunSpec, World};
 
 use crate::progress::Bar;
-use crate::settings::{Flags, Output, Settings, USAGE};
+use crate::settings::{Flags, Output, Settings};
 
 /// The end of a continuous run without `--end-time`: far enough never to come.
 const NO_END_MS: i64 = i64::MAX / 4;
@@ -35,13 +35,14 @@ fn main() {
 }
 
 fn run() -> Result<i32> {
-    let mut args = settings::env_args(std::env::vars())?;
-    args.extend(std::env::args_os().skip(1));
-    let flags = settings::parse_flags(args)?;
-    if flags.help {
-        print!("{USAGE}");
-        return Ok(0);
-    }
+    let flags = match settings::parse_flags(std::env::args_os(), std::env::vars()) {
+        Ok(flags) => flags,
+        // Help and version on stdout with 0; usage errors on stderr with 2.
+        Err(error) => {
+            error.print().context("cannot print")?;
+            return Ok(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
     if flags.print_default_config {
         let json = serde_json::to_string_pretty(&simulator::defaults::config())
             .context("cannot print the default config")?;

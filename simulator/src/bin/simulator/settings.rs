@@ -1,98 +1,30 @@
 //! The simulator's settings, layered: built-in defaults, then the eventsim config file's
-//! run options, then `SIMULATOR_*` environment variables, then command-line flags.
+//! run options, then `SIMULATOR_*` environment variables, then command-line flags. clap
+//! reads the last two from one declaration per setting.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use lexopt::ValueExt as _;
+use clap::builder::BoolishValueParser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory as _, Parser};
 use simulator::clock::{DAY_MS, parse_date_time};
 use simulator::config::EventsimConfig;
 use warehouse::raw::EventKind;
 
-pub const USAGE: &str = "\
-simulator: eventsim-compatible events of a music-streaming service
-
-USAGE: simulator [OPTIONS] (--output-dir DIR | --stdout | --kafka-brokers HOSTS | DIR)
-
-Simulation (flags override the config file's values):
-  -c, --config FILE           eventsim JSON config (default: the built-in site model)
-  -s, --start-time TIME       first instant, ISO local date-time in UTC
-                              (default 2026-01-05T00:00:00; now with --continuous)
-  -e, --end-time TIME         end, exclusive (default start + 7 days; none with --continuous)
-      --from N                without -s, start N days before now (eventsim's --from)
-      --to N                  without -e, end N days before now (eventsim's --to)
-  -n, --nusers N              initial users (default 1000)
-  -g, --growth-rate R         yearly growth of the user base, e.g. 0.2 (default 0)
-  -a, --attrition-rate R      fraction of users who leave within a year (default 0)
-  -u, --userid ID             first user id (default 1)
-  -r, --randomseed SEED       seed (default: the config's seed, else 0)
-      --songs FILE            song catalogue, eventsim's listen_counts.txt(.gz) format
-                              (default: a built-in catalogue of 12,000 songs)
-      --continuous            real time: events are released when their time comes
-                              (--nocontinuous: a backfill, the default)
-      --speed FACTOR          with --continuous, simulated seconds per second (default 1)
-      --threads N             worker threads (default: all cores); output is the same
-                              for every N
-
-Output (one of):
-      --output-dir DIR        DIR/<topic>.jsonl for the four topics; a trailing DIR
-                              argument, as eventsim takes it, means the same
-      --gzip                  with --output-dir, write <topic>.jsonl.gz
-      --stdout                every event as a JSON line on stdout
-  -k, --kafka-brokers HOSTS   Kafka bootstrap servers (alias --kafkaBrokerList)
-
-Kafka:
-      --topic KIND=NAME       rename a topic, e.g. listen_events=listens (repeatable)
-      --partitions N          partitions of topics created when missing (default 6)
-      --replication-factor N  their replication factor (default: the broker's)
-      --compression C         none, gzip, snappy or lz4 (default lz4)
-  -X, --kafka-setting K=V     any librdkafka setting, e.g. security.protocol=SASL_SSL
-      --tag TAG               sent as a `tag` header with every message
-
-Other:
-      --print-default-config  print the built-in config as eventsim JSON and exit
-  -q, --quiet                 no progress output (eventsim's --noverbose is the same;
-                              --verbose is the default progress output)
-  -h, --help                  this text
-
+/// What `--help` adds after the flags.
+const AFTER_HELP: &str = "\
 Every long flag can also be set as SIMULATOR_<FLAG>, e.g. SIMULATOR_KAFKA_BROKERS=host:9092
-or SIMULATOR_CONTINUOUS=1; flags win over the environment. eventsim's --generate-counts,
---generate-similars and --useAvro are not implemented and are refused; their --no forms
-are accepted.
-";
+or SIMULATOR_CONTINUOUS=1; flags win over the environment, which wins over the config file.
+eventsim's --generate-counts, --generate-similars and --useAvro are not implemented and
+are refused; their --no forms are accepted.";
 
 /// The default backfill period starts here: fixed, so that a run without dates is
 /// reproducible on any day.
 const DEFAULT_START: &str = "2026-01-05T00:00:00";
 const DEFAULT_DAYS: i64 = 7;
 const DEFAULT_USERS: u64 = 1000;
-
-/// Flags that take a value, as they are spelt in the environment (after `SIMULATOR_`).
-const VALUE_FLAGS: [&str; 21] = [
-    "config",
-    "start-time",
-    "end-time",
-    "from",
-    "to",
-    "nusers",
-    "growth-rate",
-    "attrition-rate",
-    "userid",
-    "randomseed",
-    "songs",
-    "speed",
-    "threads",
-    "output-dir",
-    "kafka-brokers",
-    "topic",
-    "partitions",
-    "replication-factor",
-    "compression",
-    "kafka-setting",
-    "tag",
-];
-const SWITCH_FLAGS: [&str; 4] = ["continuous", "gzip", "stdout", "quiet"];
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Output {
@@ -101,151 +33,193 @@ pub enum Output {
     Kafka { brokers: String },
 }
 
-/// Everything the command line can say, before the config file fills the gaps.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// eventsim-compatible events of a music-streaming service.
+// Everything the command line and the `SIMULATOR_*` environment say, before the config
+// file fills the gaps: one declaration per setting.
+#[derive(Clone, Debug, Default, PartialEq, Parser)]
+#[command(
+    name = "simulator",
+    version,
+    long_about = None,
+    after_help = AFTER_HELP,
+    override_usage = "simulator [OPTIONS] (--output-dir DIR | --stdout | --kafka-brokers HOSTS | DIR)"
+)]
 pub struct Flags {
+    /// eventsim JSON config (default: the built-in site model)
+    #[arg(short = 'c', long, env = "SIMULATOR_CONFIG", value_name = "FILE", help_heading = SIMULATION)]
     pub config: Option<PathBuf>,
+    /// First instant, ISO local date-time in UTC (default 2026-01-05T00:00:00; now with --continuous)
+    #[arg(short = 's', long = "start-time", env = "SIMULATOR_START_TIME", value_name = "TIME", help_heading = SIMULATION)]
     pub start: Option<String>,
+    /// End, exclusive (default start + 7 days; none with --continuous)
+    #[arg(short = 'e', long = "end-time", env = "SIMULATOR_END_TIME", value_name = "TIME", help_heading = SIMULATION)]
     pub end: Option<String>,
-    /// eventsim's `--from`/`--to`: days before now, where no start or end time is given.
+    /// Without -s, start N days before now (eventsim's --from)
+    #[arg(long = "from", env = "SIMULATOR_FROM", value_name = "N", allow_negative_numbers = true, help_heading = SIMULATION)]
     pub from_days: Option<u32>,
+    /// Without -e, end N days before now (eventsim's --to)
+    #[arg(long = "to", env = "SIMULATOR_TO", value_name = "N", allow_negative_numbers = true, help_heading = SIMULATION)]
     pub to_days: Option<u32>,
+    /// Initial users (default 1000)
+    #[arg(short = 'n', long = "nusers", env = "SIMULATOR_NUSERS", value_name = "N", help_heading = SIMULATION)]
     pub users: Option<u64>,
+    /// Yearly growth of the user base, e.g. 0.2 (default 0)
+    #[arg(short = 'g', long, env = "SIMULATOR_GROWTH_RATE", value_name = "R", help_heading = SIMULATION)]
     pub growth_rate: Option<f64>,
+    /// Fraction of users who leave within a year (default 0)
+    #[arg(short = 'a', long, env = "SIMULATOR_ATTRITION_RATE", value_name = "R", help_heading = SIMULATION)]
     pub attrition_rate: Option<f64>,
+    /// First user id (default 1)
+    #[arg(short = 'u', long = "userid", env = "SIMULATOR_USERID", value_name = "ID", help_heading = SIMULATION)]
     pub first_user_id: Option<i64>,
+    /// Seed (default: the config's seed, else 0)
+    #[arg(short = 'r', long = "randomseed", env = "SIMULATOR_RANDOMSEED", value_name = "SEED", help_heading = SIMULATION)]
     pub seed: Option<u64>,
+    /// Song catalogue, eventsim's listen_counts.txt(.gz) format (default: a built-in catalogue of 12,000 songs)
+    #[arg(long, env = "SIMULATOR_SONGS", value_name = "FILE", help_heading = SIMULATION)]
     pub songs: Option<PathBuf>,
+    /// Real time: events are released when their time comes (--nocontinuous: a backfill, the default)
+    #[arg(long, env = "SIMULATOR_CONTINUOUS", value_parser = BoolishValueParser::new(), overrides_with = "nocontinuous", help_heading = SIMULATION)]
     pub continuous: bool,
+    #[arg(long, hide = true, overrides_with = "continuous")]
+    nocontinuous: bool,
+    /// With --continuous, simulated seconds per second (default 1)
+    #[arg(long, env = "SIMULATOR_SPEED", value_name = "FACTOR", help_heading = SIMULATION)]
     pub speed: Option<f64>,
+    /// Worker threads (default: all cores); output is the same for every N
+    #[arg(long, env = "SIMULATOR_THREADS", value_name = "N", help_heading = SIMULATION)]
     pub threads: Option<usize>,
+
+    /// DIR/<topic>.jsonl for the four topics
+    #[arg(long, env = "SIMULATOR_OUTPUT_DIR", value_name = "DIR", help_heading = OUTPUT)]
     pub output_dir: Option<PathBuf>,
+    /// The same as --output-dir, as eventsim takes it
+    #[arg(value_name = "DIR", conflicts_with = "output_dir")]
+    trailing_dir: Option<PathBuf>,
+    /// With --output-dir, write <topic>.jsonl.gz
+    #[arg(long, env = "SIMULATOR_GZIP", value_parser = BoolishValueParser::new(), help_heading = OUTPUT)]
     pub gzip: bool,
+    /// Every event as a JSON line on stdout
+    #[arg(long, env = "SIMULATOR_STDOUT", value_parser = BoolishValueParser::new(), help_heading = OUTPUT)]
     pub stdout: bool,
+    /// Kafka bootstrap servers
+    #[arg(short = 'k', long, visible_alias = "kafkaBrokerList", env = "SIMULATOR_KAFKA_BROKERS", value_name = "HOSTS", help_heading = OUTPUT)]
     pub kafka_brokers: Option<String>,
+
+    /// Rename a topic, e.g. listen_events=listens (repeatable)
+    #[arg(long = "topic", env = "SIMULATOR_TOPIC", value_name = "KIND=NAME", value_parser = topic, help_heading = KAFKA)]
     pub topics: Vec<(EventKind, String)>,
+    /// Partitions of topics created when missing (default 6)
+    #[arg(long, env = "SIMULATOR_PARTITIONS", value_name = "N", help_heading = KAFKA)]
     pub partitions: Option<i32>,
+    /// Their replication factor (default: the broker's)
+    #[arg(long, env = "SIMULATOR_REPLICATION_FACTOR", value_name = "N", help_heading = KAFKA)]
     pub replication_factor: Option<i32>,
+    /// none, gzip, snappy or lz4 (default lz4)
+    #[arg(long, env = "SIMULATOR_COMPRESSION", value_name = "C", help_heading = KAFKA)]
     pub compression: Option<String>,
+    /// Any librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable)
+    #[arg(short = 'X', long = "kafka-setting", env = "SIMULATOR_KAFKA_SETTING", value_name = "K=V", value_parser = key_value, help_heading = KAFKA)]
     pub kafka_settings: Vec<(String, String)>,
+    /// Sent as a `tag` header with every message
+    #[arg(long, env = "SIMULATOR_TAG", value_name = "TAG", help_heading = KAFKA)]
     pub tag: Option<String>,
-    pub quiet: bool,
+
+    /// Print the built-in config as eventsim JSON and exit
+    #[arg(long)]
     pub print_default_config: bool,
-    pub help: bool,
+    /// No progress output (eventsim's --noverbose is the same)
+    #[arg(short = 'q', long, visible_alias = "noverbose", env = "SIMULATOR_QUIET", value_parser = BoolishValueParser::new(), overrides_with = "verbose")]
+    pub quiet: bool,
+    /// Progress output on stderr (the default)
+    #[arg(short = 'v', long, overrides_with = "quiet")]
+    verbose: bool,
+
+    // eventsim's modes that this simulator does not implement: refused by name, and
+    // their negations (eventsim's defaults) accepted.
+    #[arg(long = "generate-counts", hide = true)]
+    generate_counts: bool,
+    #[arg(long = "generate-similars", hide = true)]
+    generate_similars: bool,
+    #[arg(long = "useAvro", hide = true)]
+    use_avro: bool,
+    #[arg(long = "nogenerate-counts", hide = true)]
+    no_generate_counts: bool,
+    #[arg(long = "nogenerate-similars", hide = true)]
+    no_generate_similars: bool,
+    #[arg(long = "nouseAvro", hide = true)]
+    no_use_avro: bool,
 }
 
-/// Environment variables as flags, placed before the real ones so that flags win.
-pub fn env_args(vars: impl Iterator<Item = (String, String)>) -> Result<Vec<OsString>> {
-    let mut args = Vec::new();
-    for (name, value) in vars {
-        let Some(flag) = name.strip_prefix("SIMULATOR_") else {
-            continue;
-        };
-        let flag = flag.to_ascii_lowercase().replace('_', "-");
-        if VALUE_FLAGS.contains(&flag.as_str()) {
-            args.push(format!("--{flag}").into());
-            args.push(value.into());
-        } else if SWITCH_FLAGS.contains(&flag.as_str()) {
-            match value.as_str() {
-                "1" | "true" | "yes" => args.push(format!("--{flag}").into()),
-                "0" | "false" | "no" | "" => {}
-                _ => bail!("{name}={value}: expected 1 or 0"),
-            }
-        } else {
-            bail!("unknown environment variable {name}: no flag --{flag}");
-        }
+const SIMULATION: &str = "Simulation (flags override the config file's values)";
+const OUTPUT: &str = "Output (one of)";
+const KAFKA: &str = "Kafka";
+
+fn topic(text: &str) -> Result<(EventKind, String), String> {
+    let (kind, name) = text
+        .split_once('=')
+        .filter(|(_, name)| !name.is_empty())
+        .ok_or("expected KIND=NAME")?;
+    let kind = EventKind::from_topic(kind).ok_or_else(|| {
+        let kinds: Vec<_> = EventKind::ALL.iter().map(|k| k.topic()).collect();
+        format!("KIND must be one of {}", kinds.join(", "))
+    })?;
+    Ok((kind, name.to_owned()))
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| "expected KEY=VALUE".to_owned())
+}
+
+/// Parses the command line (the program's name first) and the `SIMULATOR_*`
+/// environment; `Err` carries clap's own message, `--help` and `--version` included.
+pub fn parse_flags(
+    args: impl IntoIterator<Item = OsString>,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<Flags, clap::Error> {
+    let mut flags = Flags::try_parse_from(args)?;
+    unknown_variables(vars)?;
+    if let Some(dir) = flags.trailing_dir.take() {
+        flags.output_dir = Some(dir);
     }
-    Ok(args)
-}
-
-pub fn parse_flags(args: impl IntoIterator<Item = OsString>) -> Result<Flags> {
-    use lexopt::Arg::{Long, Short, Value};
-    let mut parser = lexopt::Parser::from_args(args);
-    let mut f = Flags::default();
-    while let Some(arg) = parser.next()? {
-        let flag = match &arg {
-            Long(name) => format!("--{name}"),
-            Short(c) => format!("-{c}"),
-            // eventsim's trailing output directory.
-            Value(v) if f.output_dir.is_none() => {
-                f.output_dir = Some(v.into());
-                continue;
-            }
-            Value(v) => bail!("unexpected argument {v:?}; see --help"),
-        };
-        let mut value = || -> Result<String> {
-            parser
-                .value()
-                .with_context(|| format!("{flag} needs a value"))?
-                .string()
-                .with_context(|| format!("{flag}: not UTF-8"))
-        };
-        macro_rules! parsed {
-            () => {{
-                let text = value()?;
-                text.parse()
-                    .map_err(|e| anyhow::anyhow!("{flag} {text:?}: {e}"))?
-            }};
-        }
-        match flag.as_str() {
-            "-c" | "--config" => f.config = Some(value()?.into()),
-            "-s" | "--start-time" => f.start = Some(value()?),
-            "-e" | "--end-time" => f.end = Some(value()?),
-            "--from" => f.from_days = Some(parsed!()),
-            "--to" => f.to_days = Some(parsed!()),
-            "-n" | "--nusers" => f.users = Some(parsed!()),
-            "-g" | "--growth-rate" => f.growth_rate = Some(parsed!()),
-            "-a" | "--attrition-rate" => f.attrition_rate = Some(parsed!()),
-            "-u" | "--userid" => f.first_user_id = Some(parsed!()),
-            "-r" | "--randomseed" => f.seed = Some(parsed!()),
-            "--songs" => f.songs = Some(value()?.into()),
-            "--continuous" => f.continuous = true,
-            "--nocontinuous" => f.continuous = false,
-            "--speed" => f.speed = Some(parsed!()),
-            "--threads" => f.threads = Some(parsed!()),
-            "--output-dir" => f.output_dir = Some(value()?.into()),
-            "--gzip" => f.gzip = true,
-            "--stdout" => f.stdout = true,
-            "-k" | "--kafka-brokers" | "--kafkaBrokerList" => {
-                f.kafka_brokers = Some(value()?);
-            }
-            "--topic" => {
-                let text = value()?;
-                let (kind, name) = text
-                    .split_once('=')
-                    .filter(|(_, name)| !name.is_empty())
-                    .with_context(|| format!("--topic {text:?}: expected KIND=NAME"))?;
-                let kind = EventKind::from_topic(kind).with_context(|| {
-                    let kinds: Vec<_> = EventKind::ALL.iter().map(|k| k.topic()).collect();
-                    format!("--topic {text:?}: KIND must be one of {}", kinds.join(", "))
-                })?;
-                f.topics.push((kind, name.to_owned()));
-            }
-            "--partitions" => f.partitions = Some(parsed!()),
-            "--replication-factor" => f.replication_factor = Some(parsed!()),
-            "--compression" => f.compression = Some(value()?),
-            "-X" | "--kafka-setting" => {
-                let text = value()?;
-                let (key, val) = text
-                    .split_once('=')
-                    .with_context(|| format!("{flag} {text:?}: expected KEY=VALUE"))?;
-                f.kafka_settings.push((key.to_owned(), val.to_owned()));
-            }
-            "--tag" => f.tag = Some(value()?),
-            "-q" | "--quiet" | "--noverbose" => f.quiet = true,
-            "-v" | "--verbose" => f.quiet = false,
-            "--generate-counts" | "--generate-similars" | "--useAvro" => bail!(
+    let refused = [
+        ("--generate-counts", flags.generate_counts),
+        ("--generate-similars", flags.generate_similars),
+        ("--useAvro", flags.use_avro),
+    ];
+    if let Some((flag, _)) = refused.iter().find(|(_, set)| *set) {
+        return Err(Flags::command().error(
+            ErrorKind::ArgumentConflict,
+            format!(
                 "{flag} is an eventsim mode this simulator does not implement: it writes \
                  JSON events only (listen counts come from --songs FILE)"
             ),
-            // eventsim's toggles default to off, so their negations change nothing.
-            "--nogenerate-counts" | "--nogenerate-similars" | "--nouseAvro" => {}
-            "--print-default-config" => f.print_default_config = true,
-            "-h" | "--help" => f.help = true,
-            _ => bail!("unknown flag {flag}; see --help"),
+        ));
+    }
+    Ok(flags)
+}
+
+/// A `SIMULATOR_*` variable no flag reads is a mistake worth stopping for (a typo would
+/// otherwise be silently ignored).
+fn unknown_variables(vars: impl Iterator<Item = (String, String)>) -> Result<(), clap::Error> {
+    let command = Flags::command();
+    let known: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect();
+    for (name, _) in vars {
+        if name.starts_with("SIMULATOR_") && !known.contains(&name) {
+            return Err(command.clone().error(
+                ErrorKind::UnknownArgument,
+                format!("unknown environment variable {name}: no flag reads it"),
+            ));
         }
     }
-    Ok(f)
+    Ok(())
 }
 
 /// A run's settings once flags, environment and config file are combined and checked.
@@ -417,8 +391,13 @@ impl Settings {
 mod tests {
     use super::*;
 
+    fn parse(args: &[&str]) -> Result<Flags, clap::Error> {
+        let args = std::iter::once("simulator").chain(args.iter().copied());
+        parse_flags(args.map(OsString::from), std::iter::empty())
+    }
+
     fn flags(args: &[&str]) -> Flags {
-        parse_flags(args.iter().map(OsString::from)).unwrap()
+        parse(args).unwrap()
     }
 
     fn resolve(args: &[&str]) -> Result<Settings> {
@@ -499,27 +478,30 @@ mod tests {
     }
 
     #[test]
-    fn environment_variables_are_flags_that_flags_override() {
+    fn an_unknown_simulator_variable_is_an_error_naming_it() {
         let vars = [
             ("SIMULATOR_NUSERS".to_owned(), "9".to_owned()),
-            ("SIMULATOR_STDOUT".to_owned(), "1".to_owned()),
             ("PATH".to_owned(), "/bin".to_owned()),
         ];
-        let mut args = env_args(vars.into_iter()).unwrap();
-        args.extend(["-n", "3"].map(OsString::from));
-        let f = parse_flags(args).unwrap();
-        assert_eq!(f.users, Some(3));
-        assert!(f.stdout);
+        assert!(unknown_variables(vars.into_iter()).is_ok());
         let unknown = [("SIMULATOR_NUSER".to_owned(), "9".to_owned())];
-        let error = env_args(unknown.into_iter()).unwrap_err().to_string();
+        let error = unknown_variables(unknown.into_iter())
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("SIMULATOR_NUSER"), "{error}");
     }
 
     #[test]
     fn bad_flags_get_clear_errors() {
         for (args, expected) in [
-            (&["--stdout", "-n", "many"][..], "-n \"many\""),
-            (&["--stdout", "--bogus"][..], "unknown flag --bogus"),
+            (
+                &["--stdout", "-n", "many"][..],
+                "invalid value 'many' for '--nusers <N>'",
+            ),
+            (
+                &["--stdout", "--bogus"][..],
+                "unexpected argument '--bogus'",
+            ),
             (&["-n", "5"][..], "say where events go"),
             (&["--stdout", "--output-dir", "d"][..], "choose one output"),
             (&["--stdout", "-s", "2026-13-01"][..], "--start-time"),
@@ -544,14 +526,14 @@ mod tests {
                 "KIND must be one of",
             ),
             (&["--stdout", "-a", "1.5"][..], "--attrition-rate"),
-            (&["out", "more"][..], "unexpected argument \"more\""),
+            (&["out", "more"][..], "unexpected argument 'more'"),
             (&["--stdout", "out"][..], "choose one output"),
             (&["--generate-counts", "out"][..], "does not implement"),
             (&["--generate-similars", "out"][..], "does not implement"),
             (&["--stdout", "--from", "-2"][..], "--from"),
         ] {
-            let error = match parse_flags(args.iter().map(OsString::from)) {
-                Err(e) => e,
+            let error = match parse(args) {
+                Err(e) => anyhow::Error::from(e),
                 Ok(f) => Settings::resolve(&f, &simulator::defaults::config(), 0).unwrap_err(),
             };
             let text = format!("{error:#}");
