@@ -21,7 +21,7 @@ use pipeline::transforms::Stats;
 use warehouse::analytics::Period;
 use warehouse::quality::CheckKind;
 
-use crate::settings::{Input, Output, Settings, USAGE};
+use crate::settings::{Input, Output, Settings};
 
 fn main() {
     let code = match run() {
@@ -35,24 +35,16 @@ fn main() {
 }
 
 fn run() -> Result<i32> {
-    let command = settings::parse_args(std::env::args_os().skip(1))?;
-    if command.help || command.name.is_none() {
-        print!("{USAGE}");
-        return Ok(if command.help { 0 } else { 2 });
-    }
-    if !matches!(command.name.as_deref(), Some("batch" | "check"))
-        && let Some(extra) = command.rest.first()
-    {
-        bail!("unexpected argument {extra:?}; see --help");
-    }
-    if command.name.as_deref() != Some("dashboard")
-        && (command.out.is_some() || !command.periods.is_empty())
-    {
-        bail!("--out and --period belong to `pipeline dashboard`");
-    }
-    match command.name.as_deref() {
-        Some("run") => {}
-        Some("report") => {
+    let command = match settings::parse_args(std::env::args_os(), std::env::vars()) {
+        Ok(command) => command,
+        // Help and version on stdout with 0; usage errors on stderr with 2.
+        Err(error) => {
+            error.print().context("cannot print")?;
+            return Ok(if error.use_stderr() { 2 } else { 0 });
+        }
+    };
+    match command.name.as_str() {
+        "report" => {
             let path = command
                 .flags
                 .duckdb
@@ -61,15 +53,10 @@ fn run() -> Result<i32> {
             report::print(&path)?;
             return Ok(0);
         }
-        Some("batch") => {
-            let (job, date) = (command.rest.first(), command.date.as_deref());
-            let (Some("session-fact"), Some(date)) = (job.map(String::as_str), date) else {
-                bail!(
-                    "usage: pipeline batch session-fact --date YYYY-MM-DD [--duckdb PATH | --bigquery PROJECT.DATASET --staging LOCATION]"
-                );
-            };
-            let (file, env) = command.file_and_env()?;
-            let report = match settings::resolve_output(file, env, command.flags.clone())? {
+        "batch" => {
+            // clap has checked the job's name and that a date is given.
+            let date = command.date.as_deref().unwrap_or_default();
+            let report = match settings::resolve_output(command.file()?, command.flags.clone())? {
                 Output::DuckDb(path) => {
                     pipeline::batch::session_fact(&mut DuckDb::open(&path)?, date)?
                 }
@@ -84,20 +71,14 @@ fn run() -> Result<i32> {
             );
             return Ok(0);
         }
-        Some("dashboard") => {
+        "dashboard" => {
             dashboard(&command)?;
             return Ok(0);
         }
-        Some("check") => return check(&command),
-        Some(other) => {
-            bail!(
-                "unknown command {other:?}; expected run, report, dashboard, check or batch (see --help)"
-            )
-        }
-        None => unreachable!("checked above"),
+        "check" => return check(&command),
+        _ => {}
     }
-    let (file, env) = command.file_and_env()?;
-    let settings = Settings::resolve(file, env, command.flags)?;
+    let settings = Settings::resolve(command.file()?, command.flags)?;
     init_logs(&settings)?;
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -177,10 +158,7 @@ fn dashboard(command: &settings::Command) -> Result<()> {
         )
     };
     let snapshot = Snapshot::read(reader(command)?.as_mut(), periods)?;
-    let out = command
-        .out
-        .clone()
-        .unwrap_or_else(|| "data/dashboard.html".into());
+    let out = command.out.clone().context("clap gives --out a default")?;
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -200,17 +178,15 @@ fn dashboard(command: &settings::Command) -> Result<()> {
 /// `pipeline check KIND --date D`: the data-quality checks, one line each; exit code 1
 /// when any fails.
 fn check(command: &settings::Command) -> Result<i32> {
-    const USAGE: &str = "usage: pipeline check row-counts|keys|duplicates|all --date YYYY-MM-DD [--duckdb PATH | --bigquery PROJECT.DATASET]";
-    let (Some(name), Some(date)) = (command.rest.first(), command.date.as_deref()) else {
-        bail!("{USAGE}");
-    };
-    if command.rest.len() > 1 {
-        bail!("one check at a time\n{USAGE}");
-    }
+    // clap has checked the check's name and that a date is given.
+    let (name, date) = (
+        command.job.as_deref().unwrap_or("all"),
+        command.date.as_deref().unwrap_or_default(),
+    );
     let kinds: Vec<CheckKind> = if name == "all" {
         CheckKind::ALL.to_vec()
     } else {
-        vec![CheckKind::from_name(name).with_context(|| format!("no check {name:?}\n{USAGE}"))?]
+        vec![CheckKind::from_name(name).with_context(|| format!("no check {name:?}"))?]
     };
     let date_key = pipeline::batch::day_key(date)
         .with_context(|| format!("--date {date:?}: expected YYYY-MM-DD"))?;
@@ -244,9 +220,8 @@ fn check(command: &settings::Command) -> Result<i32> {
 /// rather than made into an empty warehouse (a mistyped path would otherwise draw an
 /// empty dashboard).
 fn reader(command: &settings::Command) -> Result<Box<dyn KpiSource>> {
-    let (file, env) = command.file_and_env()?;
     Ok(
-        match settings::resolve_reader(file, env, command.flags.clone())? {
+        match settings::resolve_reader(command.file()?, command.flags.clone())? {
             Output::DuckDb(path) => {
                 if !path.is_file() {
                     bail!(
@@ -368,7 +343,8 @@ fn drive<S: Source, K: Sink>(
     live: Option<Live>,
 ) -> Result<Totals> {
     let mut runner = Runner::new(source, sink, settings.transform.clone(), settings.limits)?
-        .with_checkpoint_every(settings.checkpoint_every);
+        .with_checkpoint_every(settings.checkpoint_every)
+        .with_retry(settings.retry);
     if let Some(topics) = dead_letters {
         runner = runner.with_dead_letter_topics(topics);
     }

@@ -1,120 +1,239 @@
 //! The pipeline's one config, layered: built-in defaults, then a TOML file (`--config`),
-//! then `MUSIC_ANALYTICS__<KEY>` environment variables, then flags. Unknown keys are
-//! errors at every layer.
+//! then `MUSIC_ANALYTICS__<KEY>` environment variables, then flags. One declaration per
+//! setting ([`Layer`]) serves serde for the file and clap for the other two. Unknown keys
+//! are errors at every layer.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
-use lexopt::ValueExt as _;
+use clap::builder::BoolishValueParser;
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory as _, Parser, Subcommand};
 use serde::Deserialize;
 use warehouse::raw::EventKind;
 
-pub const USAGE: &str = "\
-pipeline: music-analytics events into the star schema
+/// What `--help` adds after the flags.
+const AFTER_HELP: &str = "\
+Every setting is also a key of the TOML file (--config) and a MUSIC_ANALYTICS__<KEY>
+variable: the long flag with '_' for '-', e.g. kafka_brokers = \"host:9092\" and
+MUSIC_ANALYTICS__KAFKA_BROKERS=host:9092. topics and kafka_settings are tables in the file
+(one flag per pair; the variables take several pairs, separated by ',' and ';'). Flags win
+over the environment, which wins over the file; unknown keys and variables are errors.";
 
-USAGE: pipeline run [OPTIONS] (--kafka-brokers HOSTS | --input DIR)
-       pipeline report [--duckdb PATH]     rows per table and headline analytics
-       pipeline dashboard [SINK] [--out FILE] [--period P]...
-                                           the KPIs as one self-contained HTML page
-                                           (default data/dashboard.html); P is all,
-                                           2026-Q1, 2026-01 or 2026-01-05..2026-01-11
-                                           (default: all, then each quarter and month)
-       pipeline check row-counts|keys|duplicates|all --date YYYY-MM-DD [SINK]
-                                           data-quality checks of a day; exit code 1
-                                           when one fails
-       pipeline batch session-fact --date YYYY-MM-DD [SINK]
-                                           recompute a day's session facts (idempotent),
-                                           in DuckDB or BigQuery
+const SOURCE: &str = "Source (one of)";
+const SINK: &str = "Sink (one of)";
+const BIGQUERY: &str = "BigQuery";
 
-Source (one of):
-      --kafka-brokers HOSTS     consume the four topics as a consumer group
-      --input DIR               read DIR/<topic>.jsonl(.gz), as the simulator writes them
-      --input -                 read standard input, as `simulator --stdout` writes it
-Sink (one of):
-      --duckdb PATH             the warehouse file (default data/warehouse.duckdb)
-      --bigquery PROJECT.DATASET
-                                BigQuery: each batch staged as Parquet, loaded and MERGEd
-BigQuery:
-      --staging LOCATION        gs://BUCKET/PREFIX for the Parquet files BigQuery loads (a
-                                local directory works with the emulator only)
-      --bigquery-auth MODE      application-default (default), workload-identity,
-                                service-account:PATH, or none (the emulator)
-      --bigquery-endpoint URL   REST base up to /bigquery/v2 (default Google's)
-      --bigquery-location LOC   where a missing dataset is created (default US)
-      --instance NAME           names this pipeline's checkpoint in BigQuery (default
-                                the consumer group)
-Options:
-      --config FILE             a TOML file with any of the keys below
-      --group ID                Kafka consumer group (default music-analytics-pipeline)
-      --topic KIND=NAME         rename a topic, e.g. listen_events=listens (repeatable)
-  -X, --kafka-setting K=V       any librdkafka setting, e.g. security.protocol=SASL_SSL
-      --batch-max-messages N    cut a micro-batch at N messages (default 50000)
-      --batch-max-bytes N       ... or at N bytes (default 33554432)
-      --batch-max-ms N          ... or after N milliseconds (default 1000)
-      --checkpoint-every-ms N   write the state and offsets at most every N ms (default
-                                10000; 0: with every batch); a restart re-reads from the
-                                last checkpoint and rewrites the same rows
-      --session-timeout-s N     a session closes N seconds after its last event (default 1800)
-      --retention-s N           closed sessions are remembered N seconds (default 7200)
-      --exit-when-idle-s N      close every session and exit once caught up (no lag) and
-                                idle for N seconds
-      --listen ADDR             serve /metrics, /healthz, /readyz and the live /dashboard,
-                                e.g. 0.0.0.0:9464
-      --no-dead-letter-topics   with Kafka, keep dead letters in the warehouse only (by
-                                default they also go to <topic>.dlq)
-      --log-format F            text (default) or json, one object a line
-  -q, --quiet                   warnings and errors only
-  -h, --help                    this text
+/// music-analytics events into the star schema.
+#[derive(Debug, Parser)]
+#[command(name = "pipeline", version, long_about = None, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Job,
+    #[command(flatten)]
+    flags: Layer,
+    /// A TOML file with any of the settings
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
 
-Config keys are the long flags with '_' for '-' (kafka_brokers = \"...\"; topics and
-kafka settings are tables). Environment: MUSIC_ANALYTICS__<KEY>, e.g.
-MUSIC_ANALYTICS__KAFKA_BROKERS=host:9092. Flags win over the environment, which wins over
-the file.
-";
+#[derive(Debug, Subcommand)]
+enum Job {
+    /// Consume events into the warehouse, resuming where it stopped
+    Run,
+    /// Rows per table and headline analytics of a DuckDB warehouse
+    Report,
+    /// The KPIs as one self-contained HTML page
+    Dashboard {
+        /// Where the page goes
+        #[arg(long, value_name = "FILE", default_value = "data/dashboard.html")]
+        out: PathBuf,
+        /// all, 2026-Q1, 2026-01 or 2026-01-05..2026-01-11 (repeatable; default: all,
+        /// then each quarter and month with data)
+        #[arg(long = "period", value_name = "P")]
+        periods: Vec<String>,
+    },
+    /// Data-quality checks of a day; exit code 1 when one fails
+    Check {
+        #[arg(value_parser = ["row-counts", "keys", "duplicates", "all"])]
+        check: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: String,
+    },
+    /// Recompute a day's session facts (idempotent), in DuckDB or BigQuery
+    Batch {
+        #[arg(value_parser = ["session-fact"])]
+        job: String,
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: String,
+    },
+}
 
-/// Every setting, each optional so that layers can be merged.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// Every setting, each optional so that layers can be merged: the TOML file's keys, the
+/// `MUSIC_ANALYTICS__*` variables and the flags, from this one declaration.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Args)]
 #[serde(deny_unknown_fields)]
 pub struct Layer {
+    /// Consume the four topics as a consumer group
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__KAFKA_BROKERS", value_name = "HOSTS", help_heading = SOURCE)]
     pub kafka_brokers: Option<String>,
+    /// Read DIR/<topic>.jsonl(.gz) as the simulator writes them; - reads standard input
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__INPUT", value_name = "DIR", help_heading = SOURCE)]
     pub input: Option<PathBuf>,
+    /// The warehouse file (default data/warehouse.duckdb)
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__DUCKDB", value_name = "PATH", help_heading = SINK)]
     pub duckdb: Option<PathBuf>,
+    /// BigQuery: each batch staged as Parquet, loaded and MERGEd
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__BIGQUERY", value_name = "PROJECT.DATASET", help_heading = SINK)]
     pub bigquery: Option<String>,
+    /// gs://BUCKET/PREFIX for the Parquet files BigQuery loads (a local directory works with the emulator only)
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__STAGING", value_name = "LOCATION", help_heading = BIGQUERY)]
     pub staging: Option<String>,
+    /// application-default (default), workload-identity, service-account:PATH, or none (the emulator)
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__BIGQUERY_AUTH", value_name = "MODE", help_heading = BIGQUERY)]
     pub bigquery_auth: Option<String>,
+    /// REST base up to /bigquery/v2 (default Google's)
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__BIGQUERY_ENDPOINT", value_name = "URL", help_heading = BIGQUERY)]
     pub bigquery_endpoint: Option<String>,
+    /// Where a missing dataset is created (default US)
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__BIGQUERY_LOCATION", value_name = "LOC", help_heading = BIGQUERY)]
     pub bigquery_location: Option<String>,
+    /// Names this pipeline's checkpoint in BigQuery (default the consumer group)
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__INSTANCE", value_name = "NAME", help_heading = BIGQUERY)]
     pub instance: Option<String>,
+    /// Kafka consumer group (default music-analytics-pipeline)
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__GROUP", value_name = "ID")]
     pub group: Option<String>,
-    pub topics: Option<BTreeMap<String, String>>,
-    pub kafka_settings: Option<BTreeMap<String, String>>,
+    /// Rename a topic, e.g. listen_events=listens (repeatable)
+    #[arg(long = "topic", global = true, env = "MUSIC_ANALYTICS__TOPICS", value_name = "KIND=NAME", value_parser = key_value, value_delimiter = ',')]
+    #[serde(default, deserialize_with = "pairs")]
+    pub topics: Vec<(String, String)>,
+    /// Any librdkafka setting, e.g. security.protocol=SASL_SSL (repeatable)
+    #[arg(short = 'X', long = "kafka-setting", global = true, env = "MUSIC_ANALYTICS__KAFKA_SETTINGS", value_name = "K=V", value_parser = key_value, value_delimiter = ';')]
+    #[serde(default, deserialize_with = "pairs")]
+    pub kafka_settings: Vec<(String, String)>,
+    /// Cut a micro-batch at N messages (default 50000)
+    #[arg(
+        long,
+        global = true,
+        env = "MUSIC_ANALYTICS__BATCH_MAX_MESSAGES",
+        value_name = "N"
+    )]
     pub batch_max_messages: Option<usize>,
+    /// ... or at N bytes (default 33554432)
+    #[arg(
+        long,
+        global = true,
+        env = "MUSIC_ANALYTICS__BATCH_MAX_BYTES",
+        value_name = "N"
+    )]
     pub batch_max_bytes: Option<usize>,
+    /// ... or after N milliseconds (default 1000)
+    #[arg(
+        long,
+        global = true,
+        env = "MUSIC_ANALYTICS__BATCH_MAX_MS",
+        value_name = "N"
+    )]
     pub batch_max_ms: Option<u64>,
+    /// Write the state and offsets at most every N ms (default 10000; 0: with every batch); a restart re-reads from the last checkpoint and rewrites the same rows
+    #[arg(
+        long,
+        global = true,
+        env = "MUSIC_ANALYTICS__CHECKPOINT_EVERY_MS",
+        value_name = "N"
+    )]
     pub checkpoint_every_ms: Option<u64>,
+    /// A session closes N seconds after its last event (default 1800)
+    #[arg(
+        long,
+        global = true,
+        env = "MUSIC_ANALYTICS__SESSION_TIMEOUT_S",
+        value_name = "N"
+    )]
     pub session_timeout_s: Option<i64>,
+    /// Closed sessions are remembered N seconds (default 7200)
+    #[arg(
+        long,
+        global = true,
+        env = "MUSIC_ANALYTICS__RETENTION_S",
+        value_name = "N"
+    )]
     pub retention_s: Option<i64>,
+    /// Close every session and exit once caught up (no lag) and idle for N seconds
+    #[arg(
+        long,
+        global = true,
+        env = "MUSIC_ANALYTICS__EXIT_WHEN_IDLE_S",
+        value_name = "N"
+    )]
     pub exit_when_idle_s: Option<u64>,
+    /// Retry a write that fails for a reason that may pass (warehouse, BigQuery or broker away) until the pauses add up to N seconds (default 900)
+    #[arg(
+        long,
+        global = true,
+        env = "MUSIC_ANALYTICS__RETRY_FOR_S",
+        value_name = "N"
+    )]
+    pub retry_for_s: Option<u64>,
+    /// Serve /metrics, /healthz, /readyz and the live /dashboard, e.g. 0.0.0.0:9464
+    #[arg(
+        long,
+        global = true,
+        env = "MUSIC_ANALYTICS__LISTEN",
+        value_name = "ADDR"
+    )]
     pub listen: Option<String>,
+    /// With Kafka, also send dead letters to <topic>.dlq (default true)
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__DEAD_LETTER_TOPICS", value_name = "BOOL", value_parser = BoolishValueParser::new(), hide = true)]
     pub dead_letter_topics: Option<bool>,
+    /// With Kafka, keep dead letters in the warehouse only (by default they also go to <topic>.dlq)
+    #[arg(long, global = true)]
+    #[serde(skip)]
+    pub no_dead_letter_topics: bool,
+    /// text (default) or json, one object a line
+    #[arg(
+        long,
+        global = true,
+        env = "MUSIC_ANALYTICS__LOG_FORMAT",
+        value_name = "F"
+    )]
     pub log_format: Option<String>,
+    /// Warnings and errors only
+    #[arg(short = 'q', long, global = true, env = "MUSIC_ANALYTICS__QUIET", value_name = "BOOL", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true")]
     pub quiet: Option<bool>,
+}
+
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .ok_or_else(|| "expected KEY=VALUE".to_owned())
+}
+
+/// A TOML table of strings as pairs, in the file's order.
+fn pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<(String, String)>, D::Error> {
+    let table = toml::Table::deserialize(d)?;
+    table
+        .into_iter()
+        .map(|(key, value)| match value {
+            toml::Value::String(text) => Ok((key, text)),
+            other => Err(serde::de::Error::custom(format!(
+                "{key}: expected a string, found a {}",
+                other.type_str()
+            ))),
+        })
+        .collect()
 }
 
 impl Layer {
     /// `other`'s settings over this one's.
     fn over(self, other: Layer) -> Layer {
-        let merge =
-            |a: Option<BTreeMap<String, String>>, b: Option<BTreeMap<String, String>>| match (a, b)
-            {
-                (Some(mut a), Some(b)) => {
-                    a.extend(b);
-                    Some(a)
-                }
-                (a, b) => b.or(a),
-            };
+        let pairs = |mut a: Vec<(String, String)>, b: Vec<(String, String)>| {
+            a.extend(b);
+            a
+        };
         Layer {
             kafka_brokers: other.kafka_brokers.or(self.kafka_brokers),
             input: other.input.or(self.input),
@@ -126,8 +245,8 @@ impl Layer {
             bigquery_location: other.bigquery_location.or(self.bigquery_location),
             instance: other.instance.or(self.instance),
             group: other.group.or(self.group),
-            topics: merge(self.topics, other.topics),
-            kafka_settings: merge(self.kafka_settings, other.kafka_settings),
+            topics: pairs(self.topics, other.topics),
+            kafka_settings: pairs(self.kafka_settings, other.kafka_settings),
             batch_max_messages: other.batch_max_messages.or(self.batch_max_messages),
             batch_max_bytes: other.batch_max_bytes.or(self.batch_max_bytes),
             batch_max_ms: other.batch_max_ms.or(self.batch_max_ms),
@@ -135,21 +254,28 @@ impl Layer {
             session_timeout_s: other.session_timeout_s.or(self.session_timeout_s),
             retention_s: other.retention_s.or(self.retention_s),
             exit_when_idle_s: other.exit_when_idle_s.or(self.exit_when_idle_s),
+            retry_for_s: other.retry_for_s.or(self.retry_for_s),
             listen: other.listen.or(self.listen),
-            dead_letter_topics: other.dead_letter_topics.or(self.dead_letter_topics),
+            dead_letter_topics: other
+                .no_dead_letter_topics
+                .then_some(false)
+                .or(other.dead_letter_topics)
+                .or(self.dead_letter_topics),
+            no_dead_letter_topics: false,
             log_format: other.log_format.or(self.log_format),
             quiet: other.quiet.or(self.quiet),
         }
     }
 }
 
-/// What the command line says: the layer of flags, the config file, and the command.
+/// What the command line says: the job, its arguments, the config file, and the layer
+/// of flags and `MUSIC_ANALYTICS__*` variables.
 #[derive(Debug, Default)]
 pub struct Command {
-    pub name: Option<String>,
-    /// Words after the command, such as a batch job's name.
-    pub rest: Vec<String>,
-    /// A batch job's day.
+    pub name: String,
+    /// A check's or batch job's name.
+    pub job: Option<String>,
+    /// A check's or batch job's day.
     pub date: Option<String>,
     /// Where `dashboard` writes its page.
     pub out: Option<PathBuf>,
@@ -157,121 +283,71 @@ pub struct Command {
     pub periods: Vec<String>,
     pub config: Option<PathBuf>,
     pub flags: Layer,
-    pub help: bool,
 }
 
 impl Command {
-    /// The layers under the flags: the config file's (empty without `--config`) and the
-    /// environment's.
-    pub fn file_and_env(&self) -> Result<(Layer, Layer)> {
-        let file = match &self.config {
-            Some(path) => file_layer(path)?,
-            None => Layer::default(),
-        };
-        Ok((file, env_layer(std::env::vars())?))
+    /// The layer under the flags and the environment: the config file's (empty without
+    /// `--config`).
+    pub fn file(&self) -> Result<Layer> {
+        match &self.config {
+            Some(path) => file_layer(path),
+            None => Ok(Layer::default()),
+        }
     }
 }
 
-fn key_value(flag: &str, text: &str) -> Result<(String, String)> {
-    text.split_once('=')
-        .filter(|(k, _)| !k.is_empty())
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .with_context(|| format!("{flag} {text:?}: expected KEY=VALUE"))
-}
-
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command> {
-    use lexopt::Arg::{Long, Short, Value};
-    let mut parser = lexopt::Parser::from_args(args);
-    let mut command = Command::default();
-    while let Some(arg) = parser.next()? {
-        let flag = match &arg {
-            Long(name) => format!("--{name}"),
-            Short(c) => format!("-{c}"),
-            Value(v) if command.name.is_none() => {
-                command.name = Some(v.clone().string()?);
-                continue;
-            }
-            Value(v) => {
-                command.rest.push(v.clone().string()?);
-                continue;
-            }
-        };
-        let mut value = || -> Result<String> {
-            parser
-                .value()
-                .with_context(|| format!("{flag} needs a value"))?
-                .string()
-                .with_context(|| format!("{flag}: not UTF-8"))
-        };
-        macro_rules! parsed {
-            () => {{
-                let text = value()?;
-                Some(
-                    text.parse()
-                        .map_err(|e| anyhow::anyhow!("{flag} {text:?}: {e}"))?,
-                )
-            }};
+/// Parses the command line (the program's name first) and the `MUSIC_ANALYTICS__*`
+/// environment; `Err` carries clap's own message, `--help` and `--version` included.
+pub fn parse_args(
+    args: impl IntoIterator<Item = OsString>,
+    vars: impl Iterator<Item = (String, String)>,
+) -> Result<Command, clap::Error> {
+    let cli = Cli::try_parse_from(args)?;
+    unknown_variables(vars)?;
+    let mut command = Command {
+        config: cli.config,
+        flags: cli.flags,
+        ..Command::default()
+    };
+    match cli.command {
+        Job::Run => command.name = "run".to_owned(),
+        Job::Report => command.name = "report".to_owned(),
+        Job::Dashboard { out, periods } => {
+            command.name = "dashboard".to_owned();
+            command.out = Some(out);
+            command.periods = periods;
         }
-        let f = &mut command.flags;
-        match flag.as_str() {
-            "--kafka-brokers" => f.kafka_brokers = Some(value()?),
-            "--input" => f.input = Some(value()?.into()),
-            "--duckdb" => f.duckdb = Some(value()?.into()),
-            "--bigquery" => f.bigquery = Some(value()?),
-            "--staging" => f.staging = Some(value()?),
-            "--bigquery-auth" => f.bigquery_auth = Some(value()?),
-            "--bigquery-endpoint" => f.bigquery_endpoint = Some(value()?),
-            "--bigquery-location" => f.bigquery_location = Some(value()?),
-            "--instance" => f.instance = Some(value()?),
-            "--config" => command.config = Some(value()?.into()),
-            "--date" => command.date = Some(value()?),
-            "--out" => command.out = Some(value()?.into()),
-            "--period" => command.periods.push(value()?),
-            "--group" => f.group = Some(value()?),
-            "--topic" => {
-                let (k, v) = key_value(&flag, &value()?)?;
-                f.topics.get_or_insert_default().insert(k, v);
-            }
-            "-X" | "--kafka-setting" => {
-                let (k, v) = key_value(&flag, &value()?)?;
-                f.kafka_settings.get_or_insert_default().insert(k, v);
-            }
-            "--batch-max-messages" => f.batch_max_messages = parsed!(),
-            "--batch-max-bytes" => f.batch_max_bytes = parsed!(),
-            "--batch-max-ms" => f.batch_max_ms = parsed!(),
-            "--checkpoint-every-ms" => f.checkpoint_every_ms = parsed!(),
-            "--session-timeout-s" => f.session_timeout_s = parsed!(),
-            "--retention-s" => f.retention_s = parsed!(),
-            "--exit-when-idle-s" => f.exit_when_idle_s = parsed!(),
-            "--listen" => f.listen = Some(value()?),
-            "--no-dead-letter-topics" => f.dead_letter_topics = Some(false),
-            "--log-format" => f.log_format = Some(value()?),
-            "-q" | "--quiet" => f.quiet = Some(true),
-            "-h" | "--help" => command.help = true,
-            _ => bail!("unknown flag {flag}; see --help"),
+        Job::Check { check, date } => {
+            command.name = "check".to_owned();
+            command.job = Some(check);
+            command.date = Some(date);
+        }
+        Job::Batch { job, date } => {
+            command.name = "batch".to_owned();
+            command.job = Some(job);
+            command.date = Some(date);
         }
     }
     Ok(command)
 }
 
-/// The `MUSIC_ANALYTICS__*` variables as a layer, parsed as TOML values.
-pub fn env_layer(vars: impl Iterator<Item = (String, String)>) -> Result<Layer> {
-    let mut table = toml::Table::new();
-    for (name, value) in vars {
-        let Some(key) = name.strip_prefix("MUSIC_ANALYTICS__") else {
-            continue;
-        };
-        let key = key.to_ascii_lowercase();
-        // Numbers and booleans as such; anything else as a string.
-        let parsed = format!("v = {value}")
-            .parse::<toml::Table>()
-            .ok()
-            .and_then(|mut t| t.remove("v"))
-            .filter(|v| !v.is_str())
-            .unwrap_or(toml::Value::String(value));
-        table.insert(key, parsed);
+/// A `MUSIC_ANALYTICS__*` variable no setting reads is a mistake worth stopping for.
+fn unknown_variables(vars: impl Iterator<Item = (String, String)>) -> Result<(), clap::Error> {
+    let command = Cli::command();
+    let known: Vec<String> = command
+        .get_arguments()
+        .filter_map(|arg| arg.get_env())
+        .map(|name| name.to_string_lossy().into_owned())
+        .collect();
+    for (name, _) in vars {
+        if name.starts_with("MUSIC_ANALYTICS__") && !known.contains(&name) {
+            return Err(command.clone().error(
+                ErrorKind::UnknownArgument,
+                format!("unknown environment variable {name}: no setting reads it"),
+            ));
+        }
     }
-    Layer::deserialize(table).map_err(|e| anyhow::anyhow!("MUSIC_ANALYTICS__* variables: {e}"))
+    Ok(())
 }
 
 pub fn file_layer(path: &std::path::Path) -> Result<Layer> {
@@ -305,6 +381,7 @@ pub struct Settings {
     pub checkpoint_every: std::time::Duration,
     pub transform: pipeline::transforms::Config,
     pub exit_when_idle: Option<std::time::Duration>,
+    pub retry: pipeline::runner::Retry,
     pub listen: Option<String>,
     pub dead_letter_topics: bool,
     pub json_logs: bool,
@@ -312,8 +389,8 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn resolve(file: Layer, env: Layer, flags: Layer) -> Result<Settings> {
-        let s = file.over(env).over(flags);
+    pub fn resolve(file: Layer, flags: Layer) -> Result<Settings> {
+        let s = file.over(flags);
         let input = match (&s.kafka_brokers, &s.input) {
             (Some(_), Some(_)) => bail!("choose one source: --kafka-brokers or --input"),
             (Some(brokers), None) => Input::Kafka {
@@ -333,7 +410,7 @@ impl Settings {
             .iter()
             .map(|k| (*k, k.topic().to_owned()))
             .collect();
-        for (kind, name) in s.topics.clone().unwrap_or_default() {
+        for (kind, name) in s.topics.clone() {
             let Some(slot) = topics.iter().position(|(k, _)| k.topic() == kind) else {
                 bail!(
                     "topic {kind:?}: not one of listen_events, page_view_events, auth_events, status_change_events"
@@ -362,12 +439,7 @@ impl Settings {
             input,
             output,
             topics,
-            kafka_settings: s
-                .kafka_settings
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            kafka_settings: s.kafka_settings.clone(),
             limits,
             checkpoint_every: s.checkpoint_every_ms.map_or(
                 pipeline::runner::CHECKPOINT_EVERY,
@@ -384,6 +456,13 @@ impl Settings {
                 ..config
             },
             exit_when_idle: s.exit_when_idle_s.map(std::time::Duration::from_secs),
+            retry: pipeline::runner::Retry {
+                give_up_after: s.retry_for_s.map_or(
+                    pipeline::runner::Retry::default().give_up_after,
+                    std::time::Duration::from_secs,
+                ),
+                ..pipeline::runner::Retry::default()
+            },
             listen: s.listen.clone(),
             dead_letter_topics: s.dead_letter_topics.unwrap_or(true),
             json_logs: match s.log_format.as_deref() {
@@ -397,13 +476,13 @@ impl Settings {
 }
 
 /// The sink alone, every layer applied: for batch jobs, which read no source.
-pub fn resolve_output(file: Layer, env: Layer, flags: Layer) -> Result<Output> {
-    output(&file.over(env).over(flags), true)
+pub fn resolve_output(file: Layer, flags: Layer) -> Result<Output> {
+    output(&file.over(flags), true)
 }
 
 /// The warehouse the layers choose, to read from: BigQuery needs no staging then.
-pub fn resolve_reader(file: Layer, env: Layer, flags: Layer) -> Result<Output> {
-    output(&file.over(env).over(flags), false)
+pub fn resolve_reader(file: Layer, flags: Layer) -> Result<Output> {
+    output(&file.over(flags), false)
 }
 
 /// The sink the layers choose, checked: BigQuery needs a staging location, and settings
@@ -473,41 +552,55 @@ mod tests {
     use super::*;
 
     fn args(list: &[&str]) -> Command {
-        parse_args(list.iter().map(OsString::from)).unwrap()
+        let list = std::iter::once("pipeline").chain(list.iter().copied());
+        parse_args(list.map(OsString::from), std::iter::empty()).unwrap()
     }
 
     #[test]
-    fn flags_win_over_the_environment_which_wins_over_the_file() {
+    fn flags_win_over_the_file_and_tables_merge_pair_by_pair() {
         let file: Layer = toml::from_str(
-            "kafka_brokers = \"file:1\"\ngroup = \"g\"\nbatch_max_ms = 5\n[topics]\nlisten_events = \"l\"",
+            "kafka_brokers = \"file:1\"\ngroup = \"g\"\nbatch_max_ms = 5\n[topics]\nlisten_events = \"l\"\nauth_events = \"a\"",
         )
         .unwrap();
-        let env = env_layer(
-            [
-                (
-                    "MUSIC_ANALYTICS__KAFKA_BROKERS".to_owned(),
-                    "env:1".to_owned(),
-                ),
-                ("MUSIC_ANALYTICS__BATCH_MAX_MS".to_owned(), "7".to_owned()),
-                ("HOME".to_owned(), "/root".to_owned()),
-            ]
-            .into_iter(),
-        )
-        .unwrap();
-        let flags = args(&["run", "--kafka-brokers", "flag:1"]).flags;
-        let s = Settings::resolve(file, env, flags).unwrap();
+        let flags = args(&[
+            "run",
+            "--kafka-brokers",
+            "flag:1",
+            "--topic",
+            "auth_events=b",
+        ])
+        .flags;
+        let s = Settings::resolve(file, flags).unwrap();
         let Input::Kafka { brokers, group } = s.input else {
             panic!("not Kafka");
         };
         assert_eq!((brokers.as_str(), group.as_str()), ("flag:1", "g"));
-        assert_eq!(s.limits.max_wait, std::time::Duration::from_millis(7));
+        assert_eq!(s.limits.max_wait, std::time::Duration::from_millis(5));
         assert_eq!(s.topics[0], (EventKind::Listen, "l".to_owned()));
+        let auth = s
+            .topics
+            .iter()
+            .find(|(k, _)| *k == EventKind::Auth)
+            .unwrap();
+        assert_eq!(auth.1, "b");
+    }
+
+    #[test]
+    fn flags_may_come_before_or_after_the_job_and_switches_read_as_settings() {
+        let a = args(&["-q", "--no-dead-letter-topics", "run", "--input", "d"]).flags;
+        let b = args(&["run", "--input", "d", "-q", "--no-dead-letter-topics"]).flags;
+        assert_eq!(a, b);
+        let s = Settings::resolve(Layer::default(), a).unwrap();
+        assert!(s.quiet && !s.dead_letter_topics);
+        let file: Layer = toml::from_str("quiet = true\ndead_letter_topics = false").unwrap();
+        let s = Settings::resolve(file, args(&["run", "--input", "d"]).flags).unwrap();
+        assert!(s.quiet && !s.dead_letter_topics, "the file's switches hold");
     }
 
     #[test]
     fn bigquery_needs_staging_and_its_settings_need_bigquery() {
         let resolve = |list: &[&str]| {
-            Settings::resolve(Layer::default(), Layer::default(), args(list).flags)
+            Settings::resolve(Layer::default(), args(list).flags)
                 .map(|s| s.output)
                 .map_err(|e| e.to_string())
         };
@@ -555,20 +648,35 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_and_bad_values_are_errors_naming_them() {
+    fn unknown_keys_variables_flags_and_jobs_are_errors_naming_them() {
         let error = toml::from_str::<Layer>("kafka_broker = \"x\"")
             .unwrap_err()
             .to_string();
         assert!(error.contains("kafka_broker"), "{error}");
-        let error = env_layer([("MUSIC_ANALYTICS__NOPE".to_owned(), "1".to_owned())].into_iter())
+        let error = toml::from_str::<Layer>("no_dead_letter_topics = true")
             .unwrap_err()
             .to_string();
-        assert!(error.contains("nope"), "{error}");
-        let error = parse_args(["run", "--bogus"].map(OsString::from))
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("--bogus"), "{error}");
-        let none = Settings::resolve(Layer::default(), Layer::default(), Layer::default());
+        assert!(error.contains("no_dead_letter_topics"), "{error}");
+        let vars = [("MUSIC_ANALYTICS__NOPE".to_owned(), "1".to_owned())];
+        let error = unknown_variables(vars.into_iter()).unwrap_err().to_string();
+        assert!(error.contains("MUSIC_ANALYTICS__NOPE"), "{error}");
+        let vars = [("MUSIC_ANALYTICS__KAFKA_BROKERS".to_owned(), "h".to_owned())];
+        assert!(unknown_variables(vars.into_iter()).is_ok());
+        for (list, expected) in [
+            (&["pipeline", "run", "--bogus"][..], "--bogus"),
+            (&["pipeline", "launch"][..], "launch"),
+            (&["pipeline", "check", "keys"][..], "--date"),
+            (
+                &["pipeline", "check", "nope", "--date", "2026-01-01"][..],
+                "nope",
+            ),
+        ] {
+            let error = parse_args(list.iter().map(OsString::from), std::iter::empty())
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(expected), "{list:?}: {error}");
+        }
+        let none = Settings::resolve(Layer::default(), Layer::default());
         assert!(none.is_err_and(|e| e.to_string().contains("say where events come from")));
     }
 }
