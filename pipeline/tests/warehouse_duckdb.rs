@@ -142,6 +142,17 @@ fn warehouse_at(path: &Path) -> Warehouse {
     duckdb_tables(&connection)
 }
 
+/// Every table of `a` holds the rows `b`'s does; `after` says what `b` went through.
+fn assert_same_tables(a: &Warehouse, b: &Warehouse, after: &str) {
+    for table in warehouse::schema::TABLES {
+        assert!(
+            a.rows(table.name) == b.rows(table.name),
+            "{} differs {after}",
+            table.name
+        );
+    }
+}
+
 #[test]
 fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
     let dir = temp_dir("crash");
@@ -210,13 +221,7 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
 
     let (a, b) = (warehouse_at(&clean), warehouse_at(&crashed));
     assert!(a.rows("event_fact").len() > 1_000);
-    for table in warehouse::schema::TABLES {
-        assert!(
-            a.rows(table.name) == b.rows(table.name),
-            "{} differs after crashes",
-            table.name
-        );
-    }
+    assert_same_tables(&a, &b, "after crashes");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -282,13 +287,7 @@ fn kafka_and_files_give_the_same_warehouse() {
     assert!(status.success());
     let (a, b) = (warehouse_at(&from_files), warehouse_at(&from_kafka));
     assert!(a.rows("session_fact").len() > 100);
-    for table in warehouse::schema::TABLES {
-        assert!(
-            a.rows(table.name) == b.rows(table.name),
-            "{} differs between files and Kafka",
-            table.name
-        );
-    }
+    assert_same_tables(&a, &b, "between files and Kafka");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -667,13 +666,7 @@ fn a_broker_restart_during_a_run_loses_nothing() {
     broker.start().unwrap();
     assert!(child.0.wait().unwrap().success());
     let (a, b) = (warehouse_at(&from_files), warehouse_at(&from_kafka));
-    for table in warehouse::schema::TABLES {
-        assert!(
-            a.rows(table.name) == b.rows(table.name),
-            "{} differs after a broker restart",
-            table.name
-        );
-    }
+    assert_same_tables(&a, &b, "after a broker restart");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -877,13 +870,7 @@ fn a_warehouse_unwritable_for_a_while_is_retried_and_ends_as_a_clean_run() {
     assert!(totals.rows > 0);
     drop(runner);
     let (a, b) = (warehouse_at(&clean), warehouse_at(&path));
-    for table in warehouse::schema::TABLES {
-        assert!(
-            a.rows(table.name) == b.rows(table.name),
-            "{} differs after the retries",
-            table.name
-        );
-    }
+    assert_same_tables(&a, &b, "after the retries");
     std::fs::remove_dir_all(dir).unwrap();
 }
 
