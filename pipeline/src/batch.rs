@@ -13,6 +13,9 @@ use crate::error::PipelineError;
 use crate::sinks::{BigQuery, DuckDb};
 use crate::transforms::Output;
 use crate::transforms::rows::SessionFactRow;
+use crate::transforms::rules::{
+    Versioned as _, level_name, starting_level, superseding_from, version_at,
+};
 
 /// One session's aggregates as a warehouse computes them: its user, then its page views
 /// and its listens, each as (count, first and last epoch milliseconds, first level).
@@ -148,15 +151,13 @@ pub fn session_fact(
         report.sessions += 1;
         let old = current.get(&session_key);
         let parts = DateTimeParts::from_epoch_millis(s.start_ms);
-        let level = match (&s.first_view, &s.first_listen) {
-            (Some((v, _)), Some((l, level))) if l < v => level.clone(),
-            (Some((_, level)), _) | (None, Some((_, level))) => level.clone(),
-            (None, None) => "free".to_owned(),
-        };
+        let level = starting_level(s.first_view.clone(), s.first_listen.clone())
+            .unwrap_or_else(|| level_name(false).to_owned());
         let user_key = s.user_id.map(|id| {
             versions
                 .get(&id)
-                .map(|v| version_key(id, v, s.start_ms))
+                .and_then(|v| version_at(v, |from| *from, s.start_ms))
+                .map(|from| keys::user_key(id, from))
                 .or(old.and_then(|o| o.user_key))
                 .unwrap_or_default()
         });
@@ -184,10 +185,8 @@ pub fn session_fact(
                 if agrees(&row, o) {
                     continue;
                 }
-                let mut closed = o.clone();
-                let from = s.end_ms.max(o.record_valid_from_ms + 1);
-                closed.record_valid_to_ms = Some(from);
-                closed.is_record_valid = false;
+                let from = superseding_from(s.end_ms, Some(o.record_valid_from_ms));
+                let closed = o.superseded_at(from);
                 output
                     .tables
                     .session_fact
@@ -216,11 +215,6 @@ fn agrees(recomputed: &SessionFactRow, current: &SessionFactRow) -> bool {
         a.listening_time = current.listening_time;
     }
     a == *current
-}
-
-fn version_key(user_id: i64, versions: &[i64], ts: i64) -> i64 {
-    let i = versions.partition_point(|from| *from <= ts);
-    keys::user_key(user_id, versions[i.saturating_sub(1)])
 }
 
 impl SessionFactStore for DuckDb {

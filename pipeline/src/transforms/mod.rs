@@ -2,6 +2,7 @@
 
 pub mod arrow;
 pub mod rows;
+pub mod rules;
 pub mod star;
 pub mod state;
 
