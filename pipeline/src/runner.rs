@@ -315,6 +315,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
             checkpoint: due.then(|| Checkpoint {
                 offsets: &committed,
                 state: self.transformer.state(),
+                changes: self.transformer.changes(),
             }),
         };
         let sink = &mut self.sink;
@@ -323,6 +324,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
             self.next.insert((topic.clone(), *partition), *next);
         }
         if due {
+            self.transformer.checkpointed();
             self.uncheckpointed.clear();
             self.last_checkpoint = Instant::now();
             // The warehouse holds the offsets that count; the source's copy only spares

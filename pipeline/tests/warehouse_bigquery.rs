@@ -100,6 +100,7 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
                 checkpoint: Some(Checkpoint {
                     offsets: &replay,
                     state: transformer.state(),
+                    changes: transformer.changes(),
                 }),
             })
             .unwrap();
@@ -142,6 +143,7 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
             checkpoint: Some(Checkpoint {
                 offsets: &failing,
                 state: transformer.state(),
+                changes: transformer.changes(),
             }),
         })
         .unwrap_err();

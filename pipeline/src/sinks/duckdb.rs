@@ -1,6 +1,8 @@
 //! The embedded warehouse: a DuckDB file. One transaction per micro-batch writes every
 //! table, the offsets consumed and the transformation state, so a crash at any instant
-//! leaves the warehouse at a batch boundary it can resume from exactly.
+//! leaves the warehouse at a batch boundary it can resume from exactly. The state is kept
+//! as keyed records (a session, a user, the clocks), and a checkpoint writes only those
+//! that changed since the last one.
 
 use std::path::Path;
 
@@ -8,11 +10,11 @@ use duckdb::{Connection, params};
 use warehouse::analytics::{self, Dialect};
 use warehouse::schema;
 
-use super::{Batch, Checkpoint, Offsets, STATE_FORMAT, Sink, decode_state, encode_state};
+use super::{Batch, Checkpoint, Offsets, Sink, decode_state};
 use crate::error::PipelineError;
 use crate::transforms::Output;
 use crate::transforms::arrow::record_batches;
-use crate::transforms::state::State;
+use crate::transforms::state::{RECORD_FORMAT, Records, State};
 
 /// Bookkeeping tables beside the warehouse's own.
 const BOOKKEEPING: &str = "
@@ -22,12 +24,23 @@ CREATE TABLE IF NOT EXISTS pipeline_offsets (
   next_offset BIGINT NOT NULL,
   PRIMARY KEY (topic, \"partition\")
 );
-CREATE TABLE IF NOT EXISTS pipeline_state (
+CREATE TABLE IF NOT EXISTS pipeline_checkpoint (
   id INTEGER PRIMARY KEY,
   format INTEGER NOT NULL,
-  state VARCHAR NOT NULL
+  clocks BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pipeline_state_sessions (
+  session_key BIGINT PRIMARY KEY,
+  record BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS pipeline_state_users (
+  user_id BIGINT PRIMARY KEY,
+  record BLOB NOT NULL
 );
 ";
+
+/// Where warehouses before the keyed records kept the state: one JSON string.
+const LEGACY_STATE_TABLE: &str = "pipeline_state";
 
 /// Opens a DuckDB file with the time zone pinned to UTC (see [`pin_utc`]).
 pub fn connect(path: &Path, config: duckdb::Config) -> duckdb::Result<Connection> {
@@ -89,7 +102,74 @@ impl DuckDb {
                     .execute_batch(&analytics::views_script(Dialect::DuckDb))
             })
             .map_err(|e| sink.error("cannot create the tables and views", e))?;
+        let mut sink = sink;
+        sink.migrate_legacy_state()?;
         Ok(sink)
+    }
+
+    /// Rewrites the one-string state of a warehouse written before the keyed records as
+    /// records, in one transaction with dropping the old table; a state of a format this
+    /// version cannot read is refused with what to do.
+    fn migrate_legacy_state(&mut self) -> Result<(), PipelineError> {
+        let legacy: bool = self
+            .connection
+            .query_row(
+                "SELECT count(*) > 0 FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+                [LEGACY_STATE_TABLE],
+                |row| row.get(0),
+            )
+            .map_err(|e| self.error("cannot look for an older checkpoint", e))?;
+        if !legacy {
+            return Ok(());
+        }
+        let row = self
+            .connection
+            .query_row(
+                &format!("SELECT format, state FROM {LEGACY_STATE_TABLE} WHERE id = 1"),
+                [],
+                |row| Ok((row.get::<_, i32>(0)?, row.get::<_, String>(1)?)),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                duckdb::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })
+            .map_err(|e| self.error("cannot read the older checkpoint", e))?;
+        let records = match &row {
+            Some((format, json)) => {
+                let state = decode_state(*format, json, &self.path)?;
+                let records = state
+                    .records(&state.everything())
+                    .map_err(|e| PipelineError::Bug(format!("the state does not encode: {e}")))?;
+                Some(records)
+            }
+            None => None,
+        };
+        let path = self.path.clone();
+        let tx = self
+            .connection
+            .transaction()
+            .map_err(PipelineError::duckdb(&path, "cannot begin a transaction"))?;
+        if let Some(records) = &records {
+            write_records(&tx, records).map_err(PipelineError::duckdb(
+                &path,
+                "cannot migrate the checkpoint",
+            ))?;
+        }
+        tx.execute_batch(&format!("DROP TABLE {LEGACY_STATE_TABLE}"))
+            .and_then(|()| tx.commit())
+            .map_err(PipelineError::duckdb(
+                &path,
+                "cannot migrate the checkpoint",
+            ))?;
+        if let Some(records) = &records {
+            tracing::info!(
+                sessions = records.sessions.len(),
+                users = records.users.len(),
+                "the checkpoint of an older version was rewritten as keyed records"
+            );
+        }
+        Ok(())
     }
 
     pub(crate) fn error(&self, doing: &str, e: duckdb::Error) -> PipelineError {
@@ -119,12 +199,12 @@ impl DuckDb {
 
     /// The transformation state checkpointed with the last batch, if any.
     pub fn stored_state(&self) -> Result<Option<State>, PipelineError> {
-        let row = self
+        let meta = self
             .connection
             .query_row(
-                "SELECT format, state FROM pipeline_state WHERE id = 1",
+                "SELECT format, clocks FROM pipeline_checkpoint WHERE id = 1",
                 [],
-                |row| Ok((row.get::<_, i32>(0)?, row.get::<_, String>(1)?)),
+                |row| Ok((row.get::<_, i32>(0)?, row.get::<_, Vec<u8>>(1)?)),
             )
             .map(Some)
             .or_else(|e| match e {
@@ -132,21 +212,52 @@ impl DuckDb {
                 e => Err(e),
             })
             .map_err(|e| self.error("cannot read the checkpoint", e))?;
-        row.map(|(format, json)| decode_state(format, &json, &self.path))
-            .transpose()
+        let Some((format, clocks)) = meta else {
+            return Ok(None);
+        };
+        if format != i32::from(RECORD_FORMAT) {
+            return Err(PipelineError::Incompatible(format!(
+                "{} holds a checkpoint of format {format}, this pipeline reads format {RECORD_FORMAT}; start a new warehouse",
+                self.path
+            )));
+        }
+        let read = |sql: &str| -> duckdb::Result<Vec<(i64, Vec<u8>)>> {
+            let mut statement = self.connection.prepare(sql)?;
+            let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            rows.collect()
+        };
+        let sessions = read("SELECT session_key, record FROM pipeline_state_sessions")
+            .map_err(|e| self.error("cannot read the checkpointed sessions", e))?;
+        let users = read("SELECT user_id, record FROM pipeline_state_users")
+            .map_err(|e| self.error("cannot read the checkpointed users", e))?;
+        State::from_records(&clocks, sessions, users)
+            .map(Some)
+            .map_err(|e| {
+                PipelineError::Incompatible(format!(
+                    "{}: the checkpoint does not read: {e}",
+                    self.path
+                ))
+            })
     }
 
-    /// Writes one batch's rows and, when given, the checkpoint (offsets consumed up to
-    /// and the state after it), in one transaction.
+    /// Writes one batch's rows and, when given, the checkpoint (offsets consumed up to,
+    /// and the records of the state that changed), in one transaction.
     pub fn write(
         &mut self,
         output: &Output,
         checkpoint: Option<&Checkpoint<'_>>,
     ) -> Result<(), PipelineError> {
-        let Some(Checkpoint { offsets, state }) = checkpoint else {
+        let Some(Checkpoint {
+            offsets,
+            state,
+            changes,
+        }) = checkpoint
+        else {
             return self.upsert(output);
         };
-        let state = encode_state(state)?;
+        let records = state
+            .records(changes)
+            .map_err(|e| PipelineError::Bug(format!("the state does not encode: {e}")))?;
         self.transaction(output, |tx, fail| {
             for (topic, partition, next) in offsets.iter() {
                 tx.execute(
@@ -155,12 +266,7 @@ impl DuckDb {
                 )
                 .map_err(|e| fail("cannot store offsets", e))?;
             }
-            tx.execute(
-                "INSERT OR REPLACE INTO pipeline_state VALUES (1, ?, ?)",
-                params![STATE_FORMAT, state],
-            )
-            .map_err(|e| fail("cannot store the checkpoint", e))?;
-            Ok(())
+            write_records(tx, &records).map_err(|e| fail("cannot store the checkpoint", e))
         })
     }
 
@@ -236,4 +342,37 @@ impl Sink for DuckDb {
     fn describe(&self) -> String {
         self.path.clone()
     }
+}
+
+/// Writes a checkpoint's records: the clocks, and each changed session and user
+/// replaced or, where its record is gone, deleted.
+fn write_records(tx: &duckdb::Transaction<'_>, records: &Records) -> duckdb::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO pipeline_checkpoint VALUES (1, ?, ?)",
+        params![i32::from(RECORD_FORMAT), records.clocks],
+    )?;
+    for (table, key, rows) in [
+        ("pipeline_state_sessions", "session_key", &records.sessions),
+        ("pipeline_state_users", "user_id", &records.users),
+    ] {
+        if rows.is_empty() {
+            continue;
+        }
+        let stage = format!("stage_{table}");
+        tx.execute_batch(&format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {stage} (k BIGINT, record BLOB); DELETE FROM temp.{stage};"
+        ))?;
+        {
+            let mut appender = tx.appender_to_catalog_and_db(&stage, "temp", "main")?;
+            for (k, record) in rows {
+                appender.append_row(params![k, record])?;
+            }
+            appender.flush()?;
+        }
+        tx.execute_batch(&format!(
+            "DELETE FROM {table} WHERE {key} IN (SELECT k FROM temp.{stage} WHERE record IS NULL);
+             INSERT OR REPLACE INTO {table} SELECT k, record FROM temp.{stage} WHERE record IS NOT NULL;"
+        ))?;
+    }
+    Ok(())
 }

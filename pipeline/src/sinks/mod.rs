@@ -16,12 +16,13 @@ pub use self::staging::Staging;
 
 use crate::error::PipelineError;
 use crate::transforms::Output;
-use crate::transforms::state::State;
+use crate::transforms::state::{Changes, State};
 
 /// Where a partition's next message to read starts.
 pub type Offsets = HashMap<(String, i32), i64>;
 
-/// The version of the checkpoint's JSON; a warehouse written by another is refused.
+/// The version of the checkpoint's JSON, which BigQuery still stores whole and DuckDB
+/// warehouses before the keyed records did; a warehouse written by another is refused.
 pub const STATE_FORMAT: i32 = 2;
 
 /// One micro-batch as a sink writes it.
@@ -43,6 +44,9 @@ pub struct Checkpoint<'a> {
     pub offsets: &'a [(String, i32, i64)],
     /// The transformation state after this batch.
     pub state: &'a State,
+    /// The keys of `state` whose records changed since the last checkpoint, for sinks
+    /// that write the state incrementally.
+    pub changes: &'a Changes,
 }
 
 /// A warehouse that stores a batch's rows, offsets and state all or nothing.

@@ -1,6 +1,7 @@
 //! What the transformation keeps between batches: event-time clocks per partition, open
-//! sessions, recently closed ones, and per-user history. Serializable, so that it is
-//! checkpointed with the batch it belongs to.
+//! sessions, recently closed ones, and per-user history. Checkpointed as keyed records (one
+//! per session, one per user, one for the clocks) in a compact binary encoding, so that a
+//! checkpoint writes only what changed since the last one.
 
 use std::collections::{HashMap, HashSet};
 
@@ -142,5 +143,147 @@ impl State {
             }
         };
         &mut self.clocks[i]
+    }
+}
+
+/// The keys whose records changed since the last checkpoint. A key whose record is gone
+/// from the state (a session closed and forgotten) stands for a deletion.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub sessions: HashSet<i64, KeyHash>,
+    pub users: HashSet<i64, KeyHash>,
+}
+
+/// The version of the records' encoding: the first byte of every record. A record of
+/// another version is refused rather than misread.
+pub const RECORD_FORMAT: u8 = 3;
+
+/// A session's record: open, or closed and remembered for a while.
+#[derive(Deserialize)]
+enum SessionRecord {
+    Open(Session),
+    Closed(Box<Closed>),
+}
+
+/// [`SessionRecord`] borrowed, for writing without a copy: the same encoding.
+#[derive(Serialize)]
+enum SessionRecordRef<'a> {
+    Open(&'a Session),
+    Closed(&'a Closed),
+}
+
+/// A record that does not decode: of another format, or damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {problem}")]
+pub struct RecordError {
+    what: String,
+    problem: String,
+}
+
+/// What a checkpoint writes: the clocks, and per changed key its record or `None` for a
+/// deletion.
+#[derive(Debug, Default)]
+pub struct Records {
+    pub clocks: Vec<u8>,
+    pub sessions: Vec<(i64, Option<Vec<u8>>)>,
+    pub users: Vec<(i64, Option<Vec<u8>>)>,
+}
+
+fn encode(what: &str, value: &impl Serialize) -> Result<Vec<u8>, RecordError> {
+    let mut bytes = vec![RECORD_FORMAT];
+    let encoded = postcard::to_allocvec(value).map_err(|e| RecordError {
+        what: what.to_owned(),
+        problem: e.to_string(),
+    })?;
+    bytes.extend_from_slice(&encoded);
+    Ok(bytes)
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, RecordError> {
+    let fail = |problem: String| RecordError {
+        what: what.to_owned(),
+        problem,
+    };
+    match bytes.split_first() {
+        Some((&RECORD_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| fail(e.to_string())),
+        Some((format, _)) => Err(fail(format!(
+            "written in format {format}, this pipeline reads format {RECORD_FORMAT}"
+        ))),
+        None => Err(fail("empty".to_owned())),
+    }
+}
+
+impl State {
+    /// Every key, as changed: what a first checkpoint (or a migration) writes.
+    pub fn everything(&self) -> Changes {
+        Changes {
+            sessions: self
+                .open
+                .keys()
+                .chain(self.closed.keys())
+                .copied()
+                .collect(),
+            users: self.users.keys().copied().collect(),
+        }
+    }
+
+    /// The records of the changed keys, each encoded with the format byte first. `Err`
+    /// only for a value serde cannot describe: a bug.
+    pub fn records(&self, changes: &Changes) -> Result<Records, RecordError> {
+        let mut sessions = Vec::with_capacity(changes.sessions.len());
+        for key in &changes.sessions {
+            let record = match (self.open.get(key), self.closed.get(key)) {
+                (Some(open), _) => Some(SessionRecordRef::Open(open)),
+                (None, Some(closed)) => Some(SessionRecordRef::Closed(closed)),
+                (None, None) => None,
+            };
+            let bytes = record.map(|r| encode("a session", &r)).transpose()?;
+            sessions.push((*key, bytes));
+        }
+        let mut users = Vec::with_capacity(changes.users.len());
+        for key in &changes.users {
+            let bytes = self
+                .users
+                .get(key)
+                .map(|u| encode("a user", u))
+                .transpose()?;
+            users.push((*key, bytes));
+        }
+        // In key order, so that a checkpoint's bytes do not depend on hashing.
+        sessions.sort_unstable_by_key(|(key, _)| *key);
+        users.sort_unstable_by_key(|(key, _)| *key);
+        Ok(Records {
+            clocks: encode("the partition clocks", &self.clocks)?,
+            sessions,
+            users,
+        })
+    }
+
+    /// The state the records describe.
+    pub fn from_records(
+        clocks: &[u8],
+        sessions: impl IntoIterator<Item = (i64, Vec<u8>)>,
+        users: impl IntoIterator<Item = (i64, Vec<u8>)>,
+    ) -> Result<State, RecordError> {
+        let mut state = State {
+            clocks: decode("the partition clocks", clocks)?,
+            ..State::default()
+        };
+        for (key, bytes) in sessions {
+            match decode(&format!("session {key}"), &bytes)? {
+                SessionRecord::Open(session) => {
+                    state.open.insert(key, session);
+                }
+                SessionRecord::Closed(closed) => {
+                    state.closed.insert(key, *closed);
+                }
+            }
+        }
+        for (key, bytes) in users {
+            state
+                .users
+                .insert(key, decode(&format!("user {key}"), &bytes)?);
+        }
+        Ok(state)
     }
 }

@@ -226,7 +226,7 @@ impl BigQuery {
         }
         let bookkeeping = match streaming {
             Some(Batch {
-                checkpoint: Some(Checkpoint { offsets, state }),
+                checkpoint: Some(Checkpoint { offsets, state, .. }),
                 ..
             }) => vec![
                 (

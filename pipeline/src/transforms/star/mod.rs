@@ -17,7 +17,7 @@ use std::sync::Arc;
 use warehouse::raw::EventKind;
 
 use super::rows::{KeyHash, Tables};
-use super::state::{Session, State};
+use super::state::{Changes, Session, State};
 
 mod dimensions;
 mod route;
@@ -102,6 +102,8 @@ pub struct Transformer {
     /// Dimension keys already emitted; not checkpointed (repeats are harmless).
     remembered: HashSet<i64, KeyHash>,
     interned: Interner,
+    /// The keys whose state records changed since the last checkpoint.
+    changes: Changes,
 }
 
 /// Shared copies of strings that repeat across events (user agents, pages, methods), so
@@ -138,11 +140,23 @@ impl Transformer {
             state,
             remembered: HashSet::default(),
             interned: Interner::default(),
+            changes: Changes::default(),
         }
     }
 
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// What changed in the state since the last checkpoint: what an incremental
+    /// checkpoint writes.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
+    /// The state is durable as it stands: changes count from here.
+    pub fn checkpointed(&mut self) {
+        self.changes = Changes::default();
     }
 
     /// Declares a partition the caller reads, so that the watermark waits for it even

@@ -34,6 +34,7 @@ impl Transformer {
         {
             return Place::TooLate(watermark);
         }
+        self.changes.sessions.insert(key);
         self.state.open.insert(
             key,
             Session {
@@ -73,6 +74,7 @@ impl Transformer {
             }
             Place::Open | Place::New => {}
         }
+        self.changes.sessions.insert(session_key);
         let Some(session) = self.state.open.get_mut(&session_key) else {
             return Err(Landed::Duplicate);
         };
@@ -90,6 +92,7 @@ impl Transformer {
 
     /// Reopens a closed session for a late event, remembering what it had emitted.
     pub(super) fn reopen(&mut self, key: i64) {
+        self.changes.sessions.insert(key);
         if let Some(closed) = self.state.closed.remove(&key) {
             let mut session = closed.session;
             session.previous = Some(Box::new(closed.emitted));
@@ -122,6 +125,7 @@ impl Transformer {
             let Some(mut session) = self.state.open.remove(&key) else {
                 continue;
             };
+            self.changes.sessions.insert(key);
             let emitted = self.emit_session(key, &mut session, out);
             out.stats.sessions_closed += 1;
             let evict_after_ms = last_of_session[&session.session_id]
@@ -136,9 +140,14 @@ impl Transformer {
                 },
             );
         }
-        self.state
-            .closed
-            .retain(|_, closed| closed.evict_after_ms > watermark || watermark == i64::MAX);
+        let changed = &mut self.changes.sessions;
+        self.state.closed.retain(|key, closed| {
+            let keep = closed.evict_after_ms > watermark || watermark == i64::MAX;
+            if !keep {
+                changed.insert(*key);
+            }
+            keep
+        });
     }
 
     /// The session's facts: its session_fact row and an event_fact row per listen,
@@ -218,9 +227,11 @@ impl Transformer {
             });
         }
         if previous.is_none()
-            && let Some(state) = session.user_id.and_then(|id| self.state.users.get_mut(&id))
+            && let Some(user_id) = session.user_id
+            && let Some(state) = self.state.users.get_mut(&user_id)
         {
             state.trail = trail;
+            self.changes.users.insert(user_id);
         }
 
         // The session's row.

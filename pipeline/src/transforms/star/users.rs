@@ -75,7 +75,8 @@ impl Transformer {
                 emit(state, n - 2, out);
                 emit(state, n - 1, out);
             }
-            Some(_) => {}
+            Some(_) => return,
         }
+        self.changes.users.insert(user_id);
     }
 }
