@@ -83,8 +83,20 @@ fn run(schedule: Option<&Schedule>) -> (Warehouse, u64, u64) {
         accounted += output.stats.landed + output.stats.duplicates + output.stats.rejected;
         apply(&mut warehouse, &output);
         if schedule.is_some_and(|s| s.checkpoint) {
-            let bytes = serde_json::to_vec(transformer.state()).unwrap();
-            let state: State = serde_json::from_slice(&bytes).unwrap();
+            // Through the checkpoint's own records, as a restart reads them.
+            let held = transformer.state();
+            let records = held.records(&held.everything()).unwrap();
+            let present = |rows: Vec<(i64, Option<Vec<u8>>)>| {
+                rows.into_iter()
+                    .filter_map(|(key, record)| Some((key, record?)))
+                    .collect::<Vec<_>>()
+            };
+            let state = State::from_records(
+                &records.clocks,
+                present(records.sessions),
+                present(records.users),
+            )
+            .unwrap();
             transformer = Transformer::with_state(Config::default(), state);
         }
         start = end;

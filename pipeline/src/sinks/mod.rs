@@ -69,9 +69,11 @@ pub(crate) fn decode_state(format: i32, json: &str, place: &str) -> Result<State
             "{place} holds a checkpoint of format {format}, this pipeline reads format {STATE_FORMAT}; start a new warehouse"
         )));
     }
-    serde_json::from_str(json).map_err(|e| {
+    let mut state: State = serde_json::from_str(json).map_err(|e| {
         PipelineError::Incompatible(format!("{place}: the checkpoint does not read: {e}"))
-    })
+    })?;
+    state.rebuild_keys();
+    Ok(state)
 }
 
 pub(crate) fn encode_state(state: &State) -> Result<String, PipelineError> {

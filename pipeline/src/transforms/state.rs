@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+use warehouse::keys;
 
 use super::rows::{EventFactRow, KeyHash, SessionFactRow};
 
@@ -62,7 +63,11 @@ pub struct Session {
     pub views: Vec<View>,
     pub listens: Vec<Listen>,
     /// Event keys of the page views and of the listens seen, to drop redelivered ones.
+    /// Not stored: a checkpoint holds the views and listens they derive from, and
+    /// restoring rebuilds them ([`Session::rebuild_keys`]).
+    #[serde(skip)]
     pub view_keys: HashSet<i64, KeyHash>,
+    #[serde(skip)]
     pub listen_keys: HashSet<i64, KeyHash>,
     /// Set when a late event reopened a closed session: what its last version was.
     pub previous: Option<Box<Emitted>>,
@@ -156,7 +161,7 @@ pub struct Changes {
 
 /// The version of the records' encoding: the first byte of every record. A record of
 /// another version is refused rather than misread.
-pub const RECORD_FORMAT: u8 = 3;
+pub const RECORD_FORMAT: u8 = 4;
 
 /// A session's record: open, or closed and remembered for a while.
 #[derive(Deserialize)]
@@ -213,7 +218,28 @@ fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, R
     }
 }
 
+impl Session {
+    /// The event keys of its page views and listens, from the views and listens: what a
+    /// restored session needs to recognise redeliveries again.
+    pub fn rebuild_keys(&mut self) {
+        self.view_keys = self
+            .views
+            .iter()
+            .map(|v| keys::event_key(self.session_id, v.item, v.ts_ms))
+            .collect();
+        self.listen_keys = self.listens.iter().map(|l| l.event_key).collect();
+    }
+}
+
 impl State {
+    /// Rebuilds what checkpoints do not store (see [`Session::rebuild_keys`]).
+    pub fn rebuild_keys(&mut self) {
+        let closed = self.closed.values_mut().map(|c| &mut c.session);
+        for session in self.open.values_mut().chain(closed) {
+            session.rebuild_keys();
+        }
+    }
+
     /// Every key, as changed: what a first checkpoint (or a migration) writes.
     pub fn everything(&self) -> Changes {
         Changes {
@@ -284,6 +310,7 @@ impl State {
                 .users
                 .insert(key, decode(&format!("user {key}"), &bytes)?);
         }
+        state.rebuild_keys();
         Ok(state)
     }
 }
