@@ -200,11 +200,7 @@ impl DuckDbKpis {
     }
 
     fn error(&self, doing: &str, e: duckdb::Error) -> PipelineError {
-        PipelineError::DuckDb {
-            path: self.path.clone(),
-            doing: doing.to_owned(),
-            error: e,
-        }
+        PipelineError::duckdb(&self.path, doing)(e)
     }
 }
 

@@ -74,6 +74,12 @@ impl PipelineError {
         move |error| PipelineError::Kafka { doing, error }
     }
 
+    /// The settings themselves refused by librdkafka, as `who` (a client) reports it.
+    pub fn kafka_settings(who: &str) -> impl FnOnce(KafkaError) -> PipelineError {
+        let doing = format!("{who} refuses its settings");
+        move |error| PipelineError::KafkaSettings { doing, error }
+    }
+
     pub fn duckdb(
         path: impl Into<String>,
         doing: impl Into<String>,

@@ -98,10 +98,7 @@ impl DeadLetterTopics {
         }
         let producer = config
             .create_with_context(Deliveries::default())
-            .map_err(|error| PipelineError::KafkaSettings {
-                doing: "the dead-letter producer refuses its settings".to_owned(),
-                error,
-            })?;
+            .map_err(PipelineError::kafka_settings("the dead-letter producer"))?;
         Ok(DeadLetterTopics { producer, limits })
     }
 
@@ -299,13 +296,9 @@ fn prepare_topics(
     config: &ClientConfig,
     sources: &[String],
 ) -> Result<HashMap<String, usize>, PipelineError> {
-    let admin: AdminClient<DefaultClientContext> =
-        config
-            .create()
-            .map_err(|error| PipelineError::KafkaSettings {
-                doing: "the admin client refuses the settings".to_owned(),
-                error,
-            })?;
+    let admin: AdminClient<DefaultClientContext> = config
+        .create()
+        .map_err(PipelineError::kafka_settings("the admin client"))?;
     let options = AdminOptions::new().operation_timeout(Some(SETUP_TIMEOUT));
     let source_limits = max_message_bytes(&admin, &options, sources);
     // Each dead-letter topic with the limit it should have: its source's.

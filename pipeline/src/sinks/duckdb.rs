@@ -6,15 +6,15 @@
 
 use std::path::Path;
 
-use duckdb::{Connection, params};
+use duckdb::{Connection, OptionalExt as _, params};
 use warehouse::analytics::{self, Dialect};
 use warehouse::schema;
 
-use super::{Batch, Checkpoint, Offsets, Sink, decode_state};
+use super::{Batch, Checkpoint, Offsets, Sink, decode_state, unreadable_format};
 use crate::error::PipelineError;
 use crate::transforms::Output;
 use crate::transforms::arrow::record_batches;
-use crate::transforms::state::{RECORD_FORMAT, Records, State};
+use crate::transforms::state::{Changes, RECORD_FORMAT, Records, State};
 
 /// Bookkeeping tables beside the warehouse's own.
 const BOOKKEEPING: &str = "
@@ -90,7 +90,7 @@ impl DuckDb {
         let connection = connect(path, duckdb::Config::default()).map_err(
             PipelineError::duckdb(path.display().to_string(), "cannot open"),
         )?;
-        let sink = DuckDb {
+        let mut sink = DuckDb {
             connection,
             path: path.display().to_string(),
         };
@@ -102,7 +102,6 @@ impl DuckDb {
                     .execute_batch(&analytics::views_script(Dialect::DuckDb))
             })
             .map_err(|e| sink.error("cannot create the tables and views", e))?;
-        let mut sink = sink;
         sink.migrate_legacy_state()?;
         Ok(sink)
     }
@@ -129,19 +128,12 @@ impl DuckDb {
                 [],
                 |row| Ok((row.get::<_, i32>(0)?, row.get::<_, String>(1)?)),
             )
-            .map(Some)
-            .or_else(|e| match e {
-                duckdb::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
+            .optional()
             .map_err(|e| self.error("cannot read the older checkpoint", e))?;
         let records = match &row {
             Some((format, json)) => {
                 let state = decode_state(*format, json, &self.path)?;
-                let records = state
-                    .records(&state.everything())
-                    .map_err(|e| PipelineError::Bug(format!("the state does not encode: {e}")))?;
-                Some(records)
+                Some(encode_records(&state, &state.everything())?)
             }
             None => None,
         };
@@ -206,20 +198,17 @@ impl DuckDb {
                 [],
                 |row| Ok((row.get::<_, i32>(0)?, row.get::<_, Vec<u8>>(1)?)),
             )
-            .map(Some)
-            .or_else(|e| match e {
-                duckdb::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })
+            .optional()
             .map_err(|e| self.error("cannot read the checkpoint", e))?;
         let Some((format, clocks)) = meta else {
             return Ok(None);
         };
         if format != i32::from(RECORD_FORMAT) {
-            return Err(PipelineError::Incompatible(format!(
-                "{} holds a checkpoint of format {format}, this pipeline reads format {RECORD_FORMAT}; start a new warehouse",
-                self.path
-            )));
+            return Err(unreadable_format(
+                &self.path,
+                format,
+                i32::from(RECORD_FORMAT),
+            ));
         }
         let read = |sql: &str| -> duckdb::Result<Vec<(i64, Vec<u8>)>> {
             let mut statement = self.connection.prepare(sql)?;
@@ -255,9 +244,7 @@ impl DuckDb {
         else {
             return self.upsert(output);
         };
-        let records = state
-            .records(changes)
-            .map_err(|e| PipelineError::Bug(format!("the state does not encode: {e}")))?;
+        let records = encode_records(state, changes)?;
         self.transaction(output, |tx, fail| {
             for (topic, partition, next) in offsets.iter() {
                 tx.execute(
@@ -342,6 +329,13 @@ impl Sink for DuckDb {
     fn describe(&self) -> String {
         self.path.clone()
     }
+}
+
+/// The records of `changes`; failing only for a value serde cannot describe, a bug.
+fn encode_records(state: &State, changes: &Changes) -> Result<Records, PipelineError> {
+    state
+        .records(changes)
+        .map_err(|e| PipelineError::Bug(format!("the state does not encode: {e}")))
 }
 
 /// Writes a checkpoint's records: the clocks, and each changed session and user

@@ -65,15 +65,20 @@ pub trait Sink: std::fmt::Debug {
 /// Reads a checkpoint, refusing one of another format.
 pub(crate) fn decode_state(format: i32, json: &str, place: &str) -> Result<State, PipelineError> {
     if format != STATE_FORMAT {
-        return Err(PipelineError::Incompatible(format!(
-            "{place} holds a checkpoint of format {format}, this pipeline reads format {STATE_FORMAT}; start a new warehouse"
-        )));
+        return Err(unreadable_format(place, format, STATE_FORMAT));
     }
     let mut state: State = serde_json::from_str(json).map_err(|e| {
         PipelineError::Incompatible(format!("{place}: the checkpoint does not read: {e}"))
     })?;
     state.rebuild_keys();
     Ok(state)
+}
+
+/// The refusal of a checkpoint written in a format this version does not read.
+pub(crate) fn unreadable_format(place: &str, format: i32, reads: i32) -> PipelineError {
+    PipelineError::Incompatible(format!(
+        "{place} holds a checkpoint of format {format}, this pipeline reads format {reads}; start a new warehouse"
+    ))
 }
 
 pub(crate) fn encode_state(state: &State) -> Result<String, PipelineError> {

@@ -78,13 +78,9 @@ impl Kafka {
         for (key, value) in &options.settings {
             config.set(key, value);
         }
-        let consumer: BaseConsumer =
-            config
-                .create()
-                .map_err(|error| PipelineError::KafkaSettings {
-                    doing: "the consumer refuses its settings".to_owned(),
-                    error,
-                })?;
+        let consumer: BaseConsumer = config
+            .create()
+            .map_err(PipelineError::kafka_settings("the consumer"))?;
         consumer
             .fetch_metadata(None, CONNECT_TIMEOUT)
             .map_err(PipelineError::kafka(format!(
