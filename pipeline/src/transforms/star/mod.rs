@@ -7,9 +7,11 @@
 //! simulator produces in time order, keyed by user), no event of a session can arrive
 //! after that, so a session's facts depend only on its events: the tables are a function
 //! of the set of events, whatever the batching, the interleaving of partitions, or
-//! redelivery. Events that do arrive for a closed session (an out-of-order producer)
-//! make a new version of its facts; events too old to place are dead-lettered as
-//! `too_late`.
+//! redelivery. A session whose events pause for a timeout or more (a quiet user of
+//! eventsim's) has a version ending at each such pause, whether or not the watermark
+//! passed the pause before the events after it arrived. Events that do arrive for a
+//! closed session (an out-of-order producer) make a new version of its facts; events
+//! too old to place are dead-lettered as `too_late`.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -104,6 +106,10 @@ pub struct Transformer {
     interned: Interner,
     /// The keys whose state records changed since the last checkpoint.
     changes: Changes,
+    /// Open sessions that may hold a pause of a timeout or more between their events,
+    /// to be looked at when the watermark moves. Not checkpointed: on resuming, every
+    /// open session is looked at once.
+    pausing: HashSet<i64, KeyHash>,
 }
 
 /// Shared copies of strings that repeat across events (user agents, pages, methods), so
@@ -135,12 +141,14 @@ impl Transformer {
 
     /// Resumes from a checkpointed state.
     pub fn with_state(config: Config, state: State) -> Transformer {
+        let pausing = state.open.keys().copied().collect();
         Transformer {
             config,
             state,
             remembered: HashSet::default(),
             interned: Interner::default(),
             changes: Changes::default(),
+            pausing,
         }
     }
 

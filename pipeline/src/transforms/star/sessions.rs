@@ -85,6 +85,14 @@ impl Transformer {
         if !fresh {
             return Err(Landed::Duplicate);
         }
+        // An event a timeout or more beyond every event seen of its session, either way,
+        // means a pause inside the session: one that the watermark may confirm later.
+        let timeout = self.config.session_timeout_ms;
+        if c.ts >= session.last_ms.saturating_add(timeout)
+            || c.ts.saturating_add(timeout) <= session.first_ms
+        {
+            self.pausing.insert(session_key);
+        }
         session.first_ms = session.first_ms.min(c.ts);
         session.last_ms = session.last_ms.max(c.ts);
         Ok(())
@@ -101,44 +109,65 @@ impl Transformer {
     }
 
     /// Closes the open sessions whose last event is a session timeout or more before
-    /// `watermark`, in order of their start so that each user's listens are followed in
-    /// time, and forgets closed sessions past their retention.
+    /// `watermark`, and versions the sessions that paused that long and went on, in order
+    /// of their start so that each user's listens are followed in time; forgets closed
+    /// sessions past their retention.
     pub(super) fn close_until(&mut self, watermark: i64, out: &mut Output) {
         let timeout = self.config.session_timeout_ms;
         // A session's anonymous and named parts have keys of their own, but the session
         // ends only when all of them have gone quiet: a user who logs out again after
         // hours of listening is still in the same session.
         let mut last_of_session: HashMap<i64, i64, KeyHash> = HashMap::default();
-        for s in self.state.open.values() {
+        let mut pausing_sessions: HashMap<i64, Vec<i64>, KeyHash> = HashMap::default();
+        for (key, s) in &self.state.open {
             let last = last_of_session.entry(s.session_id).or_insert(s.last_ms);
             *last = (*last).max(s.last_ms);
+            if !self.pausing.is_empty() && self.pausing.contains(key) {
+                pausing_sessions.entry(s.session_id).or_default();
+            }
         }
-        let mut closing: Vec<(i64, i64)> = self
+        if !pausing_sessions.is_empty() {
+            for (key, s) in &self.state.open {
+                if let Some(keys) = pausing_sessions.get_mut(&s.session_id) {
+                    keys.push(*key);
+                }
+            }
+        }
+        // Each step is (first event, key, cut): a version of the events up to the cut
+        // for a session that went on after a pause, or the close (`i64::MAX`).
+        let mut steps: Vec<(i64, i64, i64)> = self
             .state
             .open
             .iter()
             .filter(|(_, s)| last_of_session[&s.session_id].saturating_add(timeout) <= watermark)
-            .map(|(key, s)| (s.first_ms, *key))
+            .map(|(key, s)| (s.first_ms, *key, i64::MAX))
             .collect();
-        closing.sort_unstable();
-        for (_, key) in closing {
-            let Some(mut session) = self.state.open.remove(&key) else {
-                continue;
-            };
-            self.changes.sessions.insert(key);
-            let emitted = self.emit_session(key, &mut session, out);
-            out.stats.sessions_closed += 1;
-            let evict_after_ms = last_of_session[&session.session_id]
-                .saturating_add(timeout)
-                .saturating_add(self.config.retention_ms);
-            self.state.closed.insert(
-                key,
-                Closed {
-                    session,
-                    emitted,
-                    evict_after_ms,
-                },
-            );
+        for keys in pausing_sessions.values() {
+            let (cuts, unconfirmed) = pauses(&self.state.open, keys, timeout, watermark);
+            for &cut in &cuts {
+                for key in keys {
+                    let s = &self.state.open[key];
+                    if s.first_ms <= cut && cut < s.last_ms {
+                        steps.push((s.first_ms, *key, cut));
+                    }
+                }
+            }
+            if !unconfirmed {
+                for key in keys {
+                    self.pausing.remove(key);
+                }
+            }
+        }
+        steps.sort_unstable();
+        for (_, key, cut) in steps {
+            if cut == i64::MAX {
+                if let Some(s) = self.state.open.get(&key) {
+                    let last = last_of_session[&s.session_id];
+                    self.close(key, last, out);
+                }
+            } else {
+                self.version_until(key, cut, out);
+            }
         }
         let changed = &mut self.changes.sessions;
         self.state.closed.retain(|key, closed| {
@@ -148,6 +177,77 @@ impl Transformer {
             }
             keep
         });
+    }
+
+    /// Closes an open session whose whole session went quiet at `last_of_session`.
+    fn close(&mut self, key: i64, last_of_session: i64, out: &mut Output) {
+        let Some(mut session) = self.state.open.remove(&key) else {
+            return;
+        };
+        self.pausing.remove(&key);
+        self.changes.sessions.insert(key);
+        let emitted = self.emit_session(key, &mut session, out);
+        out.stats.sessions_closed += 1;
+        let evict_after_ms = last_of_session
+            .saturating_add(self.config.session_timeout_ms)
+            .saturating_add(self.config.retention_ms);
+        self.state.closed.insert(
+            key,
+            Closed {
+                session,
+                emitted,
+                evict_after_ms,
+            },
+        );
+    }
+
+    /// Emits the version of an open session that holds its events up to `cut`, where it
+    /// paused, as a close there would have; the session stays open, superseding it later.
+    fn version_until(&mut self, key: i64, cut: i64, out: &mut Output) {
+        let Some(session) = self.state.open.get_mut(&key) else {
+            return;
+        };
+        let views: Vec<_> = session
+            .views
+            .iter()
+            .filter(|v| v.ts_ms <= cut)
+            .cloned()
+            .collect();
+        let listens: Vec<_> = session
+            .listens
+            .iter()
+            .filter(|l| l.ts_ms <= cut)
+            .cloned()
+            .collect();
+        let last_ms = views
+            .iter()
+            .map(|v| v.ts_ms)
+            .chain(listens.iter().map(|l| l.ts_ms))
+            .max()
+            .unwrap_or(session.first_ms);
+        // A version up to this pause exists already (a close there, then a late event).
+        if session
+            .previous
+            .as_ref()
+            .is_some_and(|p| p.session_fact.end_ms >= last_ms)
+        {
+            return;
+        }
+        let mut until = Session {
+            session_id: session.session_id,
+            user_id: session.user_id,
+            first_ms: session.first_ms,
+            last_ms,
+            views,
+            listens,
+            previous: session.previous.take(),
+            ..Session::default()
+        };
+        self.changes.sessions.insert(key);
+        let emitted = self.emit_session(key, &mut until, out);
+        if let Some(session) = self.state.open.get_mut(&key) {
+            session.previous = Some(Box::new(emitted));
+        }
     }
 
     /// The session's facts: its session_fact row and an event_fact row per listen,
@@ -299,6 +399,40 @@ impl Transformer {
             trail_before,
         }
     }
+}
+
+/// The pauses of a timeout or more between the events of a session's parts `keys`: the
+/// last event before each pause the watermark has confirmed (every event before it has
+/// arrived), and whether a pause remains that it has not.
+fn pauses(
+    open: &HashMap<i64, Session, KeyHash>,
+    keys: &[i64],
+    timeout: i64,
+    watermark: i64,
+) -> (Vec<i64>, bool) {
+    let mut times: Vec<i64> = keys
+        .iter()
+        .flat_map(|key| {
+            let s = &open[key];
+            s.views
+                .iter()
+                .map(|v| v.ts_ms)
+                .chain(s.listens.iter().map(|l| l.ts_ms))
+        })
+        .collect();
+    times.sort_unstable();
+    let mut cuts = Vec::new();
+    let mut unconfirmed = false;
+    for pair in times.windows(2) {
+        if pair[1] - pair[0] >= timeout {
+            if pair[0].saturating_add(timeout) <= watermark {
+                cuts.push(pair[0]);
+            } else {
+                unconfirmed = true;
+            }
+        }
+    }
+    (cuts, unconfirmed)
 }
 
 /// The most frequent value of a sorted list; the smallest among equally frequent ones.
