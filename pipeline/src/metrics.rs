@@ -12,6 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use crate::sinks::CheckpointCost;
 use crate::transforms::Output;
 
 /// A loop that has not ticked for this long is reported unhealthy.
@@ -37,6 +38,8 @@ pub struct Metrics {
     commit_seconds: Histogram,
     last_batch_seconds: Gauge<f64, AtomicU64>,
     retries: Family<Label, Counter>,
+    checkpoint_bytes: Counter,
+    checkpoint_seconds: Histogram,
     /// The consumer lag, present only while it is known.
     lag: Family<Vec<(&'static str, String)>, Gauge>,
     ready: AtomicBool,
@@ -62,6 +65,8 @@ impl Default for Metrics {
             commit_seconds: seconds(),
             last_batch_seconds: Gauge::default(),
             retries: Family::default(),
+            checkpoint_bytes: Counter::default(),
+            checkpoint_seconds: seconds(),
             lag: Family::default(),
             ready: AtomicBool::new(false),
             retrying: AtomicBool::new(false),
@@ -121,6 +126,16 @@ impl Default for Metrics {
             m.retries.clone(),
         );
         registry.register(
+            "pipeline_checkpoint_bytes",
+            "Bytes of transformation state written by checkpoints",
+            m.checkpoint_bytes.clone(),
+        );
+        registry.register(
+            "pipeline_checkpoint_seconds",
+            "Seconds a checkpoint spent encoding and writing the state",
+            m.checkpoint_seconds.clone(),
+        );
+        registry.register(
             "pipeline_consumer_lag",
             "Messages behind the end of the assigned partitions",
             m.lag.clone(),
@@ -155,6 +170,12 @@ impl Metrics {
         self.retries
             .get_or_create(&[("what", what.to_owned())])
             .inc();
+    }
+
+    /// Records what writing one checkpoint's state cost.
+    pub fn checkpoint(&self, cost: CheckpointCost) {
+        self.checkpoint_bytes.inc_by(cost.bytes);
+        self.checkpoint_seconds.observe(cost.took.as_secs_f64());
     }
 
     pub fn set_lag(&self, lag: Option<i64>) {
@@ -248,6 +269,19 @@ mod tests {
         assert!(text.contains("pipeline_batches_total 1"), "{text}");
         assert!(text.contains("pipeline_duplicates_total 2"), "{text}");
         assert!(text.contains("pipeline_batch_seconds_count 1"), "{text}");
+        metrics.checkpoint(CheckpointCost {
+            bytes: 1234,
+            took: Duration::from_millis(3),
+        });
+        let text = metrics.render();
+        assert!(
+            text.contains("pipeline_checkpoint_bytes_total 1234"),
+            "{text}"
+        );
+        assert!(
+            text.contains("pipeline_checkpoint_seconds_count 1"),
+            "{text}"
+        );
         assert!(!text.contains("pipeline_consumer_lag "), "{text}");
         metrics.set_lag(Some(7));
         assert!(metrics.render().contains("pipeline_consumer_lag 7"));

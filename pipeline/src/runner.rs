@@ -16,6 +16,7 @@ use crate::error::{PipelineError, chain};
 use crate::metrics::Metrics;
 use crate::sinks::{Batch, Checkpoint, DeadLetterTopics, Sink, fnv1a};
 use crate::sources::{BatchLimits, Polled, Source};
+use crate::transforms::state::State;
 use crate::transforms::{Config, Message, Output, Stats, Transformer};
 
 /// How a run ends besides a stop request.
@@ -40,6 +41,12 @@ pub struct Totals {
     /// From the run's start to the end of its last batch that carried messages: the
     /// run's working time, without the idle wait of a run that exits when caught up.
     pub busy: Duration,
+    /// The idle wait before a run that exits when caught up closed its sessions.
+    pub idle: Duration,
+    /// Checkpoints written, and what writing their state cost in all.
+    pub checkpoints: u64,
+    pub checkpoint_bytes: u64,
+    pub checkpoint_time: Duration,
 }
 
 /// Told about each written batch: progress output of the binary.
@@ -150,6 +157,11 @@ impl<S: Source, K: Sink> Runner<S, K> {
         Arc::clone(&self.metrics)
     }
 
+    /// The transformation state, as restored before the run or as it stands.
+    pub fn state(&self) -> &State {
+        self.transformer.state()
+    }
+
     pub fn sink(&self) -> &K {
         &self.sink
     }
@@ -219,6 +231,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
                     if self.source.lag() != Some(0) {
                         *idle_since = Instant::now();
                     } else if idle_since.elapsed() >= idle {
+                        totals.idle = idle_since.elapsed();
                         self.finish(stop, totals, observer)?;
                         break;
                     }
@@ -319,7 +332,12 @@ impl<S: Source, K: Sink> Runner<S, K> {
             }),
         };
         let sink = &mut self.sink;
-        retrying.run("warehouse", || sink.write(&batch))?;
+        if let Some(cost) = retrying.run("warehouse", || sink.write(&batch))? {
+            self.metrics.checkpoint(cost);
+            totals.checkpoints += 1;
+            totals.checkpoint_bytes += cost.bytes;
+            totals.checkpoint_time += cost.took;
+        }
         for (topic, partition, next) in offsets {
             self.next.insert((topic.clone(), *partition), *next);
         }
@@ -492,7 +510,7 @@ mod tests {
     use warehouse::raw::EventKind;
 
     use super::*;
-    use crate::sinks::Offsets;
+    use crate::sinks::{CheckpointCost, Offsets};
     use crate::sources::Record;
     use crate::transforms::state::State;
 
@@ -543,7 +561,7 @@ mod tests {
         fn state(&mut self) -> Result<Option<State>, PipelineError> {
             Ok(None)
         }
-        fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError> {
+        fn write(&mut self, batch: &Batch<'_>) -> Result<Option<CheckpointCost>, PipelineError> {
             self.attempts += 1;
             if self.always {
                 return Err(disk_away());
@@ -552,7 +570,7 @@ mod tests {
                 return Err(error);
             }
             self.written.push(batch.id.to_owned());
-            Ok(())
+            Ok(batch.checkpoint.as_ref().map(|_| CheckpointCost::default()))
         }
         fn describe(&self) -> String {
             "scripted".to_owned()

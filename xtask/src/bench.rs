@@ -1,9 +1,12 @@
 //! `cargo xtask bench`: the release binaries measured against each other on this
 //! machine, one table: the simulator into a null sink, files and a real Kafka broker;
-//! the transformation core per core (the `transform` benchmark); and the pipeline from
-//! that broker, and from files, into DuckDB; then the dashboard and the data-quality
-//! checks over the warehouse that run wrote. Peak memory is read from `/proc` while each
-//! process runs.
+//! the transformation core per core (the `transform` benchmark); the pipeline from that
+//! broker, and from files, into DuckDB, for the users asked and a tenth of them (per-event
+//! cost should not grow with users); then the dashboard and the data-quality checks over
+//! the larger warehouse. A second table: what checkpoints cost, and how long resuming
+//! the larger warehouse's checkpoint takes. Each pipeline run is timed whole, from start
+//! to exit, less only the idle wait of a run over Kafka that exits once caught up. Peak
+//! memory is read from `/proc` while each process runs.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -37,11 +40,26 @@ struct Row {
     peak_mb: Option<u64>,
 }
 
+/// What a pipeline run's checkpoints cost, from its `done` line.
+struct Checkpoints {
+    case: String,
+    count: u64,
+    bytes: u64,
+    ms: u64,
+}
+
+/// One pipeline run: its row, its checkpoints, and how long it took to resume.
+struct PipelineRun {
+    row: Row,
+    checkpoints: Checkpoints,
+    resumed_ms: u64,
+}
+
 pub fn run(bench: &Bench) -> Result<()> {
     let sh = Shell::new()?;
     sh.change_dir(project_root());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    println!("bench [1/7] build the release binaries (DuckDB's first release build takes a while)");
+    println!("bench [1/8] build the release binaries (DuckDB's first release build takes a while)");
     let bins = build_binaries(true)?;
     let (simulator, pipeline) = (bins.simulator, bins.pipeline);
     let work = project_root().join("data/bench");
@@ -59,8 +77,20 @@ pub fn run(bench: &Bench) -> Result<()> {
     let simulate = |args: &[&str]| simulate_for(&users, END, args);
     let mut rows = Vec::new();
 
+    let few = (bench.users / 10).max(1).to_string();
+    let in_kafka = |args: &mut Vec<String>, prefix: &str| {
+        for kind in [
+            "listen_events",
+            "page_view_events",
+            "auth_events",
+            "status_change_events",
+        ] {
+            args.extend(["--topic".to_owned(), format!("{kind}={prefix}{kind}")]);
+        }
+    };
+
     println!(
-        "bench [2/7] the simulator: {users} users for a day into a null sink and into files; sparse runs into files"
+        "bench [2/8] the simulator: {users} users for a day into a null sink and into files; sparse runs into files; {few} users into files"
     );
     let mut null = simulate(&["--stdout"]);
     null.stdout(Stdio::null());
@@ -98,8 +128,18 @@ pub fn run(bench: &Bench) -> Result<()> {
         )?);
     }
     let _ = std::fs::remove_dir_all(&sparse);
+    let few_files = work.join("events-few");
+    simulator_row(
+        "",
+        simulate_for(
+            &few,
+            END,
+            &["--output-dir", &few_files.display().to_string()],
+        ),
+        &work,
+    )?;
 
-    println!("bench [3/7] the simulator into a real Kafka broker (6 partitions, lz4)");
+    println!("bench [3/8] the simulator into a real Kafka broker (6 partitions, lz4)");
     let broker = ScratchBroker::start("bench")?;
     let bootstrap = broker.broker().bootstrap();
     rows.push(simulator_row(
@@ -107,8 +147,13 @@ pub fn run(bench: &Bench) -> Result<()> {
         simulate(&["--kafka-brokers", &bootstrap, "--partitions", "6"]),
         &work,
     )?);
+    let mut few_topics = Vec::new();
+    in_kafka(&mut few_topics, "few.");
+    let mut few_to_kafka = vec!["--kafka-brokers", &bootstrap, "--partitions", "6"];
+    few_to_kafka.extend(few_topics.iter().map(String::as_str));
+    simulator_row("", simulate_for(&few, END, &few_to_kafka), &work)?;
 
-    println!("bench [4/7] the transformation core (cargo bench -p pipeline --bench transform)");
+    println!("bench [4/8] the transformation core (cargo bench -p pipeline --bench transform)");
     let output = nested_cargo(cmd!(
         sh,
         "{cargo} bench --quiet -p pipeline --bench transform"
@@ -129,29 +174,71 @@ pub fn run(bench: &Bench) -> Result<()> {
         peak_mb: None,
     });
 
-    println!("bench [5/7] the pipeline from the broker into DuckDB");
-    rows.push(pipeline_row(
-        "pipeline Kafka -> DuckDB (end to end)",
-        &pipeline,
-        &["--kafka-brokers", &bootstrap, "--group", "bench"],
-        &work.join("kafka.duckdb"),
-        &work,
-    )?);
+    let mut checkpoints = Vec::new();
+    println!("bench [5/8] the pipeline from the broker into DuckDB, {few} users then {users}");
+    let mut from_few_topics = vec!["--kafka-brokers", &bootstrap, "--group", "bench-few"];
+    from_few_topics.extend(few_topics.iter().map(String::as_str));
+    for (case, source, warehouse) in [
+        (
+            format!("pipeline Kafka -> DuckDB, {few} users"),
+            from_few_topics,
+            "kafka-few.duckdb",
+        ),
+        (
+            format!("pipeline Kafka -> DuckDB, {users} users"),
+            vec!["--kafka-brokers", &bootstrap, "--group", "bench"],
+            "kafka.duckdb",
+        ),
+    ] {
+        let run = pipeline_run(&case, &pipeline, &source, &work.join(warehouse), &work)?;
+        rows.push(run.row);
+        checkpoints.push(run.checkpoints);
+    }
     drop(broker);
 
-    println!("bench [6/7] the pipeline from the files into DuckDB");
+    println!("bench [6/8] the pipeline from the files into DuckDB, {few} users then {users}");
     let warehouse = work.join("files.duckdb");
-    let landed = pipeline_row(
-        "pipeline files -> DuckDB",
+    let mut events = 0;
+    for (case, input, into) in [
+        (
+            format!("pipeline files -> DuckDB, {few} users"),
+            &few_files,
+            work.join("files-few.duckdb"),
+        ),
+        (
+            format!("pipeline files -> DuckDB, {users} users"),
+            &files,
+            warehouse.clone(),
+        ),
+    ] {
+        let input = input.display().to_string();
+        let run = pipeline_run(&case, &pipeline, &["--input", &input], &into, &work)?;
+        events = run.row.events;
+        rows.push(run.row);
+        checkpoints.push(run.checkpoints);
+    }
+
+    println!("bench [7/8] resuming the {users} users' warehouse (its end-of-run checkpoint)");
+    // Empty topic files: the run restores the checkpoint, finds nothing new, and ends.
+    let nothing = work.join("nothing");
+    std::fs::create_dir_all(&nothing)?;
+    for kind in [
+        "listen_events",
+        "page_view_events",
+        "auth_events",
+        "status_change_events",
+    ] {
+        std::fs::write(nothing.join(format!("{kind}.jsonl")), "")?;
+    }
+    let resumed = pipeline_run(
+        "resume",
         &pipeline,
-        &["--input", &files.display().to_string()],
+        &["--input", &nothing.display().to_string()],
         &warehouse,
         &work,
     )?;
-    let events = landed.events;
-    rows.push(landed);
 
-    println!("bench [7/7] the dashboard and the data-quality checks over that warehouse");
+    println!("bench [8/8] the dashboard and the data-quality checks over that warehouse");
     let duckdb = warehouse.display().to_string();
     let page = work.join("dashboard.html").display().to_string();
     rows.push(timed_row(
@@ -181,6 +268,27 @@ pub fn run(bench: &Bench) -> Result<()> {
             row.peak_mb.map_or("-".to_owned(), |mb| mb.to_string())
         );
     }
+    println!(
+        "\n{:<42} {:>11} {:>11} {:>12}",
+        "checkpoints (state written)", "count", "KB each", "ms each"
+    );
+    for c in &checkpoints {
+        let each = |total: u64| total as f64 / c.count.max(1) as f64;
+        println!(
+            "{:<42} {:>11} {:>11.0} {:>12.1}",
+            c.case,
+            c.count,
+            each(c.bytes) / 1024.0,
+            each(c.ms)
+        );
+    }
+    println!(
+        "{:<42} {:>11} {:>11} {:>12}",
+        format!("resume {users} users' checkpoint, to ready"),
+        "",
+        "",
+        resumed.resumed_ms
+    );
     Ok(())
 }
 
@@ -238,17 +346,17 @@ fn timed_row(case: &str, command: &mut Command, events: u64) -> Result<Row> {
     })
 }
 
-/// Runs the pipeline to the end of its input; the time is the pipeline's own, from its
-/// start to the end of its last batch that carried messages (the idle wait before it
-/// exits is not counted).
-fn pipeline_row(
+/// Runs the pipeline to the end of its input, timing the whole command less the idle
+/// wait before a run over Kafka ends (a run over files ends at their end).
+fn pipeline_run(
     case: &str,
     pipeline: &Path,
     source: &[&str],
     warehouse: &Path,
     work: &Path,
-) -> Result<Row> {
+) -> Result<PipelineRun> {
     let log = work.join("pipeline.log");
+    let began = Instant::now();
     let child = Command::new(pipeline)
         .arg("run")
         .args(source)
@@ -260,25 +368,37 @@ fn pipeline_row(
         .spawn()
         .context("starting the pipeline")?;
     let (status, peak_mb) = watch(child)?;
+    let wall = began.elapsed().as_secs_f64();
     let text = std::fs::read_to_string(&log)?;
     if !status.success() {
         bail!("the pipeline failed ({status}); read {}", log.display());
     }
-    let done: serde_json::Value = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["fields"]["message"] == "done")
-        .with_context(|| format!("no `done` line in {}", log.display()))?;
-    let number = |name: &str| {
-        done["fields"][name]
-            .as_u64()
-            .with_context(|| format!("no {name} in the `done` line of {}", log.display()))
+    let line = |message: &str| {
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .find(|v| v["fields"]["message"] == message)
+            .with_context(|| format!("no `{message}` line in {}", log.display()))
     };
-    Ok(Row {
-        case: case.to_owned(),
-        events: number("consumed")?,
-        seconds: number("busy_ms")? as f64 / 1000.0,
-        peak_mb,
+    let (done, resumed) = (line("done")?, line("resumed")?);
+    let number = |line: &serde_json::Value, name: &str| {
+        line["fields"][name]
+            .as_u64()
+            .with_context(|| format!("no {name} in {line} of {}", log.display()))
+    };
+    Ok(PipelineRun {
+        row: Row {
+            case: case.to_owned(),
+            events: number(&done, "consumed")?,
+            seconds: wall - number(&done, "idle_ms")? as f64 / 1000.0,
+            peak_mb,
+        },
+        checkpoints: Checkpoints {
+            case: case.replacen("pipeline ", "", 1),
+            count: number(&done, "checkpoints")?,
+            bytes: number(&done, "checkpoint_bytes")?,
+            ms: number(&done, "checkpoint_ms")?,
+        },
+        resumed_ms: number(&resumed, "since_start_ms")?,
     })
 }
 

@@ -61,8 +61,9 @@ Commands:
                       pipeline killed three times. Logs and warehouses in data/e2e/.
   bench [--users N]   The release binaries measured: the simulator (default 100,000
                       users, one day) into a null sink, files and Kafka; the transform
-                      per core; the pipeline from Kafka and from files into DuckDB.
-                      One table of events/s and peak memory.
+                      per core; the pipeline from Kafka and from files into DuckDB, for
+                      N users and N/10. One table of events/s and peak memory, one of
+                      checkpoint sizes and times and of resuming N users' checkpoint.
   up [--native] [--users N] [--speed X]
                       The full environment in the background: the broker, the
                       BigQuery emulator, the simulator in real time (default 1,000

@@ -5,12 +5,13 @@
 //! that changed since the last one.
 
 use std::path::Path;
+use std::time::Instant;
 
 use duckdb::{Connection, OptionalExt as _, params};
 use warehouse::analytics::{self, Dialect};
 use warehouse::schema;
 
-use super::{Batch, Checkpoint, Offsets, Sink, decode_state, unreadable_format};
+use super::{Batch, Checkpoint, CheckpointCost, Offsets, Sink, decode_state, unreadable_format};
 use crate::error::PipelineError;
 use crate::transforms::Output;
 use crate::transforms::arrow::record_batches;
@@ -235,16 +236,18 @@ impl DuckDb {
         &mut self,
         output: &Output,
         checkpoint: Option<&Checkpoint<'_>>,
-    ) -> Result<(), PipelineError> {
+    ) -> Result<Option<CheckpointCost>, PipelineError> {
         let Some(Checkpoint {
             offsets,
             state,
             changes,
         }) = checkpoint
         else {
-            return self.upsert(output);
+            return self.upsert(output).map(|()| None);
         };
+        let began = Instant::now();
         let records = encode_records(state, changes)?;
+        let mut took = began.elapsed();
         self.transaction(output, |tx, fail| {
             for (topic, partition, next) in offsets.iter() {
                 tx.execute(
@@ -253,8 +256,15 @@ impl DuckDb {
                 )
                 .map_err(|e| fail("cannot store offsets", e))?;
             }
-            write_records(tx, &records).map_err(|e| fail("cannot store the checkpoint", e))
-        })
+            let writing = Instant::now();
+            write_records(tx, &records).map_err(|e| fail("cannot store the checkpoint", e))?;
+            took += writing.elapsed();
+            Ok(())
+        })?;
+        Ok(Some(CheckpointCost {
+            bytes: records.bytes(),
+            took,
+        }))
     }
 
     /// Writes rows alone, in one transaction: for batch jobs, which move no offsets.
@@ -322,7 +332,7 @@ impl Sink for DuckDb {
         self.stored_state()
     }
 
-    fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError> {
+    fn write(&mut self, batch: &Batch<'_>) -> Result<Option<CheckpointCost>, PipelineError> {
         DuckDb::write(self, batch.output, batch.checkpoint.as_ref())
     }
 

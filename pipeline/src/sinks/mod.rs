@@ -8,6 +8,7 @@ pub mod duckdb;
 pub mod staging;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 pub use self::bigquery::BigQuery;
 pub use self::dead_letter_topics::DeadLetterTopics;
@@ -49,15 +50,23 @@ pub struct Checkpoint<'a> {
     pub changes: &'a Changes,
 }
 
+/// What storing one checkpoint's state cost: the bytes of state written and the time
+/// spent encoding and writing them (within the batch's transaction).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointCost {
+    pub bytes: u64,
+    pub took: Duration,
+}
+
 /// A warehouse that stores a batch's rows, offsets and state all or nothing.
 pub trait Sink: std::fmt::Debug {
     /// The offsets stored with the last batch.
     fn offsets(&mut self) -> Result<Offsets, PipelineError>;
     /// The transformation state stored with the last batch, if any.
     fn state(&mut self) -> Result<Option<State>, PipelineError>;
-    /// Writes the batch, and its checkpoint if it has one; when this returns `Ok` it is
-    /// durable.
-    fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError>;
+    /// Writes the batch, and its checkpoint if it has one (saying what that cost); when
+    /// this returns `Ok` it is durable.
+    fn write(&mut self, batch: &Batch<'_>) -> Result<Option<CheckpointCost>, PipelineError>;
     /// Where the rows go, for logs.
     fn describe(&self) -> String;
 }

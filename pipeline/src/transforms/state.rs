@@ -194,6 +194,19 @@ pub struct Records {
     pub users: Vec<(i64, Option<Vec<u8>>)>,
 }
 
+impl Records {
+    /// The bytes a checkpoint of these records writes: each record with its key.
+    pub fn bytes(&self) -> u64 {
+        let keyed = |records: &[(i64, Option<Vec<u8>>)]| {
+            records
+                .iter()
+                .map(|(_, r)| 8 + r.as_ref().map_or(0, Vec::len))
+                .sum::<usize>()
+        };
+        (self.clocks.len() + keyed(&self.sessions) + keyed(&self.users)) as u64
+    }
+}
+
 fn encode(what: &str, value: &impl Serialize) -> Result<Vec<u8>, RecordError> {
     let mut bytes = vec![RECORD_FORMAT];
     let encoded = postcard::to_allocvec(value).map_err(|e| RecordError {

@@ -4,8 +4,8 @@
 mod report;
 mod settings;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -23,7 +23,11 @@ use warehouse::quality::CheckKind;
 
 use crate::settings::{Input, Output, Settings};
 
+/// When the process started: resuming is timed from here.
+static STARTED: LazyLock<Instant> = LazyLock::new(Instant::now);
+
 fn main() {
+    LazyLock::force(&STARTED);
     let code = match run() {
         Ok(code) => code,
         Err(error) => {
@@ -132,6 +136,10 @@ fn run() -> Result<i32> {
         sessions_closed = s.sessions_closed,
         rows = totals.rows,
         busy_ms = totals.busy.as_millis() as u64,
+        idle_ms = totals.idle.as_millis() as u64,
+        checkpoints = totals.checkpoints,
+        checkpoint_bytes = totals.checkpoint_bytes,
+        checkpoint_ms = totals.checkpoint_time.as_millis() as u64,
         "{}",
         if stop.load(Ordering::Relaxed) {
             "stopped"
@@ -345,6 +353,14 @@ fn drive<S: Source, K: Sink>(
     let mut runner = Runner::new(source, sink, settings.transform.clone(), settings.limits)?
         .with_checkpoint_every(settings.checkpoint_every)
         .with_retry(settings.retry);
+    let state = runner.state();
+    tracing::info!(
+        open_sessions = state.open.len(),
+        closed_sessions = state.closed.len(),
+        users = state.users.len(),
+        since_start_ms = STARTED.elapsed().as_millis() as u64,
+        "resumed"
+    );
     if let Some(topics) = dead_letters {
         runner = runner.with_dead_letter_topics(topics);
     }

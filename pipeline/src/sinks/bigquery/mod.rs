@@ -6,6 +6,7 @@
 pub(crate) mod api;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use arrow_array::{Int64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
@@ -23,7 +24,8 @@ use warehouse::schema::{self, ColumnType, TABLES, Table};
 use self::api::Api;
 pub use self::api::{Auth, Retry};
 use super::{
-    Batch, Checkpoint, Offsets, STATE_FORMAT, Sink, Staging, decode_state, encode_state, fnv1a,
+    Batch, Checkpoint, CheckpointCost, Offsets, STATE_FORMAT, Sink, Staging, decode_state,
+    encode_state, fnv1a,
 };
 use crate::error::PipelineError;
 use crate::transforms::Output;
@@ -195,13 +197,14 @@ impl BigQuery {
     }
 
     /// Stages, loads and merges `output`'s tables and, for a streaming batch with a
-    /// checkpoint, its offsets and state too, in one transaction.
+    /// checkpoint, its offsets and state too, in one transaction; says what staging the
+    /// state cost.
     fn merge_batch(
         &self,
         id: &str,
         output: &Output,
         streaming: Option<&Batch<'_>>,
-    ) -> Result<(), PipelineError> {
+    ) -> Result<Option<CheckpointCost>, PipelineError> {
         let tables = record_batches(&output.tables)
             .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
         // Staging tables are the batch's own, so that instances and retries never meet.
@@ -224,6 +227,9 @@ impl BigQuery {
             script.push('\n');
             staged.push((uri, stage, table_schema(fields)?));
         }
+        let began = Instant::now();
+        let mut cost = None;
+        let mut state_bytes = 0;
         let bookkeeping = match streaming {
             Some(Batch {
                 checkpoint: Some(Checkpoint { offsets, state, .. }),
@@ -238,7 +244,7 @@ impl BigQuery {
                 ),
                 (
                     STATE_TABLE,
-                    self.state_batch(state)?,
+                    self.state_batch(state, &mut state_bytes)?,
                     "MERGE `{target}` T USING `{source}` S ON T.instance = S.instance\n\
                  WHEN MATCHED THEN UPDATE SET format = S.format, state = S.state\n\
                  WHEN NOT MATCHED THEN INSERT (instance, format, state) VALUES (S.instance, S.format, S.state);",
@@ -251,6 +257,13 @@ impl BigQuery {
                 continue;
             }
             let uri = self.staging.put(&format!("_{name}"), id, &rows)?;
+            if name == STATE_TABLE {
+                // The offsets' share is a few rows; the state is the cost.
+                cost = Some(CheckpointCost {
+                    bytes: state_bytes,
+                    took: began.elapsed(),
+                });
+            }
             let stage = stage_name(name);
             script.push_str(
                 &merge
@@ -271,16 +284,19 @@ impl BigQuery {
         if let Err(e) = self.api.query("drop staging tables", &drops) {
             tracing::warn!("{e}");
         }
-        Ok(())
+        Ok(cost)
     }
 
-    fn state_batch(&self, state: &State) -> Result<RecordBatch, PipelineError> {
+    /// The checkpoint row of `state`, adding its size to `bytes`.
+    fn state_batch(&self, state: &State, bytes: &mut u64) -> Result<RecordBatch, PipelineError> {
+        let json = encode_state(state)?;
+        *bytes += json.len() as u64;
         RecordBatch::try_new(
             state_schema(),
             vec![
                 Arc::new(StringArray::from(vec![self.instance.as_str()])),
                 Arc::new(Int64Array::from(vec![i64::from(STATE_FORMAT)])),
-                Arc::new(StringArray::from(vec![encode_state(state)?])),
+                Arc::new(StringArray::from(vec![json])),
             ],
         )
         .map_err(|e| PipelineError::Bug(format!("the checkpoint batch: {e}")))
@@ -310,6 +326,7 @@ impl BigQuery {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
         self.merge_batch(&format!("upsert-{now}"), output, None)
+            .map(|_| ())
     }
 }
 
@@ -367,7 +384,7 @@ impl Sink for BigQuery {
         }
     }
 
-    fn write(&mut self, batch: &Batch<'_>) -> Result<(), PipelineError> {
+    fn write(&mut self, batch: &Batch<'_>) -> Result<Option<CheckpointCost>, PipelineError> {
         self.merge_batch(batch.id, batch.output, Some(batch))
     }
 
