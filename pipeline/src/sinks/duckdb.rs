@@ -34,6 +34,10 @@ CREATE TABLE IF NOT EXISTS pipeline_state_sessions (
   session_key BIGINT PRIMARY KEY,
   record BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS pipeline_state_session_events (
+  session_key BIGINT NOT NULL,
+  record BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pipeline_state_users (
   user_id BIGINT PRIMARY KEY,
   record BLOB NOT NULL
@@ -218,9 +222,11 @@ impl DuckDb {
         };
         let sessions = read("SELECT session_key, record FROM pipeline_state_sessions")
             .map_err(|e| self.error("cannot read the checkpointed sessions", e))?;
+        let session_events = read("SELECT session_key, record FROM pipeline_state_session_events")
+            .map_err(|e| self.error("cannot read the checkpointed sessions", e))?;
         let users = read("SELECT user_id, record FROM pipeline_state_users")
             .map_err(|e| self.error("cannot read the checkpointed users", e))?;
-        State::from_records(&clocks, sessions, users)
+        State::from_records(&clocks, sessions, session_events, users)
             .map(Some)
             .map_err(|e| {
                 PipelineError::Incompatible(format!(
@@ -348,8 +354,9 @@ fn encode_records(state: &State, changes: &Changes) -> Result<Records, PipelineE
         .map_err(|e| PipelineError::Bug(format!("the state does not encode: {e}")))
 }
 
-/// Writes a checkpoint's records: the clocks, and each changed session and user
-/// replaced or, where its record is gone, deleted.
+/// Writes a checkpoint's records: the clocks, each changed session and user replaced or,
+/// where its record is gone, deleted (a session with the events stored beside it), and
+/// the events appended to the other open sessions.
 fn write_records(tx: &duckdb::Transaction<'_>, records: &Records) -> duckdb::Result<()> {
     tx.execute(
         "INSERT OR REPLACE INTO pipeline_checkpoint VALUES (1, ?, ?)",
@@ -377,6 +384,19 @@ fn write_records(tx: &duckdb::Transaction<'_>, records: &Records) -> duckdb::Res
             "DELETE FROM {table} WHERE {key} IN (SELECT k FROM temp.{stage} WHERE record IS NULL);
              INSERT OR REPLACE INTO {table} SELECT k, record FROM temp.{stage} WHERE record IS NOT NULL;"
         ))?;
+        if table == "pipeline_state_sessions" {
+            tx.execute_batch(&format!(
+                "DELETE FROM pipeline_state_session_events WHERE session_key IN (SELECT k FROM temp.{stage});"
+            ))?;
+        }
+    }
+    if !records.session_events.is_empty() {
+        // Appended without a key: a session's rows go when its record is next written.
+        let mut appender = tx.appender("pipeline_state_session_events")?;
+        for (k, record) in &records.session_events {
+            appender.append_row(params![k, record])?;
+        }
+        appender.flush()?;
     }
     Ok(())
 }

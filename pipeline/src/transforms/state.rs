@@ -69,6 +69,10 @@ pub struct Session {
     pub view_keys: HashSet<i64, KeyHash>,
     #[serde(skip)]
     pub listen_keys: HashSet<i64, KeyHash>,
+    /// The times of its page views and listens, in order: where it paused. Not stored,
+    /// rebuilt with the keys.
+    #[serde(skip)]
+    pub times: Vec<i64>,
     /// Set when a late event reopened a closed session: what its last version was.
     pub previous: Option<Box<Emitted>>,
 }
@@ -155,8 +159,38 @@ impl State {
 /// from the state (a session closed and forgotten) stands for a deletion.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
-    pub sessions: HashSet<i64, KeyHash>,
+    pub sessions: HashMap<i64, SessionChange, KeyHash>,
     pub users: HashSet<i64, KeyHash>,
+}
+
+/// How a session's record changed since the last checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionChange {
+    /// Opened, closed, reopened, versioned or forgotten: the record is written again.
+    Whole,
+    /// An open session that only gained page views and listens: those from these
+    /// positions on are written beside its record, so that a long session is not
+    /// written again at every checkpoint.
+    Appended {
+        views_from: usize,
+        listens_from: usize,
+    },
+}
+
+impl Changes {
+    /// The session's record is to be written whole (or deleted, if it is gone).
+    pub fn session(&mut self, key: i64) {
+        self.sessions.insert(key, SessionChange::Whole);
+    }
+
+    /// The open session is about to gain an event; it holds `views` page views and
+    /// `listens` listens before it.
+    pub fn appending(&mut self, key: i64, views: usize, listens: usize) {
+        self.sessions.entry(key).or_insert(SessionChange::Appended {
+            views_from: views,
+            listens_from: listens,
+        });
+    }
 }
 
 /// The version of the records' encoding: the first byte of every record. A record of
@@ -185,13 +219,34 @@ pub struct RecordError {
     problem: String,
 }
 
-/// What a checkpoint writes: the clocks, and per changed key its record or `None` for a
-/// deletion.
+/// What a checkpoint writes: the clocks, per changed key its record or `None` for a
+/// deletion, and the events appended to open sessions whose record stands. A session
+/// written whole (or deleted) drops the events stored beside it before.
 #[derive(Debug, Default)]
 pub struct Records {
     pub clocks: Vec<u8>,
     pub sessions: Vec<(i64, Option<Vec<u8>>)>,
+    pub session_events: Vec<(i64, Vec<u8>)>,
     pub users: Vec<(i64, Option<Vec<u8>>)>,
+}
+
+/// Page views and listens appended to an open session since a checkpoint, and from
+/// which positions: restored in that order after the session's record.
+#[derive(Deserialize)]
+struct SessionEvents {
+    views_from: usize,
+    listens_from: usize,
+    views: Vec<View>,
+    listens: Vec<Listen>,
+}
+
+/// [`SessionEvents`] borrowed, for writing without a copy: the same encoding.
+#[derive(Serialize)]
+struct SessionEventsRef<'a> {
+    views_from: usize,
+    listens_from: usize,
+    views: &'a [View],
+    listens: &'a [Listen],
 }
 
 impl Records {
@@ -203,7 +258,8 @@ impl Records {
                 .map(|(_, r)| 8 + r.as_ref().map_or(0, Vec::len))
                 .sum::<usize>()
         };
-        (self.clocks.len() + keyed(&self.sessions) + keyed(&self.users)) as u64
+        let appended: usize = self.session_events.iter().map(|(_, r)| 8 + r.len()).sum();
+        (self.clocks.len() + keyed(&self.sessions) + appended + keyed(&self.users)) as u64
     }
 }
 
@@ -232,8 +288,8 @@ fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, R
 }
 
 impl Session {
-    /// The event keys of its page views and listens, from the views and listens: what a
-    /// restored session needs to recognise redeliveries again.
+    /// The event keys and times of its page views and listens, from the views and
+    /// listens: what a restored session needs to recognise redeliveries and pauses.
     pub fn rebuild_keys(&mut self) {
         self.view_keys = self
             .views
@@ -241,6 +297,9 @@ impl Session {
             .map(|v| keys::event_key(self.session_id, v.item, v.ts_ms))
             .collect();
         self.listen_keys = self.listens.iter().map(|l| l.event_key).collect();
+        self.times = self.views.iter().map(|v| v.ts_ms).collect();
+        self.times.extend(self.listens.iter().map(|l| l.ts_ms));
+        self.times.sort_unstable();
     }
 }
 
@@ -260,7 +319,7 @@ impl State {
                 .open
                 .keys()
                 .chain(self.closed.keys())
-                .copied()
+                .map(|key| (*key, SessionChange::Whole))
                 .collect(),
             users: self.users.keys().copied().collect(),
         }
@@ -270,7 +329,27 @@ impl State {
     /// only for a value serde cannot describe: a bug.
     pub fn records(&self, changes: &Changes) -> Result<Records, RecordError> {
         let mut sessions = Vec::with_capacity(changes.sessions.len());
-        for key in &changes.sessions {
+        let mut session_events = Vec::new();
+        for (key, change) in &changes.sessions {
+            if let (
+                SessionChange::Appended {
+                    views_from,
+                    listens_from,
+                },
+                Some(open),
+            ) = (change, self.open.get(key))
+                && *views_from <= open.views.len()
+                && *listens_from <= open.listens.len()
+            {
+                let events = SessionEventsRef {
+                    views_from: *views_from,
+                    listens_from: *listens_from,
+                    views: &open.views[*views_from..],
+                    listens: &open.listens[*listens_from..],
+                };
+                session_events.push((*key, encode("a session's events", &events)?));
+                continue;
+            }
             let record = match (self.open.get(key), self.closed.get(key)) {
                 (Some(open), _) => Some(SessionRecordRef::Open(open)),
                 (None, Some(closed)) => Some(SessionRecordRef::Closed(closed)),
@@ -290,18 +369,22 @@ impl State {
         }
         // In key order, so that a checkpoint's bytes do not depend on hashing.
         sessions.sort_unstable_by_key(|(key, _)| *key);
+        session_events.sort_unstable_by_key(|(key, _)| *key);
         users.sort_unstable_by_key(|(key, _)| *key);
         Ok(Records {
             clocks: encode("the partition clocks", &self.clocks)?,
             sessions,
+            session_events,
             users,
         })
     }
 
-    /// The state the records describe.
+    /// The state the records describe: each session's record, then the events stored
+    /// beside it, in the order they were appended.
     pub fn from_records(
         clocks: &[u8],
         sessions: impl IntoIterator<Item = (i64, Vec<u8>)>,
+        session_events: impl IntoIterator<Item = (i64, Vec<u8>)>,
         users: impl IntoIterator<Item = (i64, Vec<u8>)>,
     ) -> Result<State, RecordError> {
         let mut state = State {
@@ -317,6 +400,36 @@ impl State {
                     state.closed.insert(key, *closed);
                 }
             }
+        }
+        let mut appended = session_events
+            .into_iter()
+            .map(|(key, bytes)| {
+                let events: SessionEvents = decode(&format!("session {key}'s events"), &bytes)?;
+                Ok((key, events))
+            })
+            .collect::<Result<Vec<_>, RecordError>>()?;
+        appended.sort_by_key(|(key, e)| (*key, e.views_from, e.listens_from));
+        for (key, events) in appended {
+            let fail = |problem: &str| RecordError {
+                what: format!("session {key}'s events"),
+                problem: problem.to_owned(),
+            };
+            let session = state
+                .open
+                .get_mut(&key)
+                .ok_or_else(|| fail("stored beside no open session"))?;
+            if events.views_from != session.views.len()
+                || events.listens_from != session.listens.len()
+            {
+                return Err(fail("do not follow the events the session holds"));
+            }
+            let times = events.views.iter().map(|v| v.ts_ms);
+            for ts in times.chain(events.listens.iter().map(|l| l.ts_ms)) {
+                session.first_ms = session.first_ms.min(ts);
+                session.last_ms = session.last_ms.max(ts);
+            }
+            session.views.extend(events.views);
+            session.listens.extend(events.listens);
         }
         for (key, bytes) in users {
             state

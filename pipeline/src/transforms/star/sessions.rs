@@ -13,7 +13,7 @@ use crate::transforms::rows::{EventFactRow, KeyHash, SessionFactRow};
 use crate::transforms::rules::{
     Versioned as _, level_name, starting_level, superseding_from, version_at,
 };
-use crate::transforms::state::{Closed, Emitted, ListenTrail, Session};
+use crate::transforms::state::{Closed, Emitted, ListenTrail, Session, SessionChange};
 
 impl Transformer {
     /// The session a page view or listen belongs to, opened or reopened as needed.
@@ -34,7 +34,7 @@ impl Transformer {
         {
             return Place::TooLate(watermark);
         }
-        self.changes.sessions.insert(key);
+        self.changes.session(key);
         self.state.open.insert(
             key,
             Session {
@@ -74,7 +74,6 @@ impl Transformer {
             }
             Place::Open | Place::New => {}
         }
-        self.changes.sessions.insert(session_key);
         let Some(session) = self.state.open.get_mut(&session_key) else {
             return Err(Landed::Duplicate);
         };
@@ -85,14 +84,21 @@ impl Transformer {
         if !fresh {
             return Err(Landed::Duplicate);
         }
-        // An event a timeout or more beyond every event seen of its session, either way,
-        // means a pause inside the session: one that the watermark may confirm later.
+        self.changes
+            .appending(session_key, session.views.len(), session.listens.len());
+        // An event a timeout or more from the events next to it in time, either side,
+        // makes a pause inside the session: one that the watermark may confirm later.
+        // (Page views and listens come through partitions of their own, so an event may
+        // also land between two seen before.)
         let timeout = self.config.session_timeout_ms;
-        if c.ts >= session.last_ms.saturating_add(timeout)
-            || c.ts.saturating_add(timeout) <= session.first_ms
+        let at = session.times.partition_point(|&t| t <= c.ts);
+        let before = at.checked_sub(1).map(|i| session.times[i]);
+        let after = session.times.get(at).copied();
+        if before.is_some_and(|t| c.ts - t >= timeout) || after.is_some_and(|t| t - c.ts >= timeout)
         {
             self.pausing.insert(session_key);
         }
+        session.times.insert(at, c.ts);
         session.first_ms = session.first_ms.min(c.ts);
         session.last_ms = session.last_ms.max(c.ts);
         Ok(())
@@ -100,7 +106,7 @@ impl Transformer {
 
     /// Reopens a closed session for a late event, remembering what it had emitted.
     pub(super) fn reopen(&mut self, key: i64) {
-        self.changes.sessions.insert(key);
+        self.changes.session(key);
         if let Some(closed) = self.state.closed.remove(&key) {
             let mut session = closed.session;
             session.previous = Some(Box::new(closed.emitted));
@@ -118,20 +124,9 @@ impl Transformer {
         // ends only when all of them have gone quiet: a user who logs out again after
         // hours of listening is still in the same session.
         let mut last_of_session: HashMap<i64, i64, KeyHash> = HashMap::default();
-        let mut pausing_sessions: HashMap<i64, Vec<i64>, KeyHash> = HashMap::default();
-        for (key, s) in &self.state.open {
+        for s in self.state.open.values() {
             let last = last_of_session.entry(s.session_id).or_insert(s.last_ms);
             *last = (*last).max(s.last_ms);
-            if !self.pausing.is_empty() && self.pausing.contains(key) {
-                pausing_sessions.entry(s.session_id).or_default();
-            }
-        }
-        if !pausing_sessions.is_empty() {
-            for (key, s) in &self.state.open {
-                if let Some(keys) = pausing_sessions.get_mut(&s.session_id) {
-                    keys.push(*key);
-                }
-            }
         }
         // Each step is (first event, key, cut): a version of the events up to the cut
         // for a session that went on after a pause, or the close (`i64::MAX`).
@@ -142,22 +137,18 @@ impl Transformer {
             .filter(|(_, s)| last_of_session[&s.session_id].saturating_add(timeout) <= watermark)
             .map(|(key, s)| (s.first_ms, *key, i64::MAX))
             .collect();
-        for keys in pausing_sessions.values() {
-            let (cuts, unconfirmed) = pauses(&self.state.open, keys, timeout, watermark);
-            for &cut in &cuts {
-                for key in keys {
-                    let s = &self.state.open[key];
-                    if s.first_ms <= cut && cut < s.last_ms {
-                        steps.push((s.first_ms, *key, cut));
-                    }
-                }
-            }
-            if !unconfirmed {
-                for key in keys {
-                    self.pausing.remove(key);
-                }
-            }
-        }
+        // Pauses are a part's own: its anonymous and named parts may come through
+        // different partitions, and instances that see one part each must agree with
+        // one that sees both.
+        let open = &self.state.open;
+        self.pausing.retain(|key| {
+            let Some(s) = open.get(key) else {
+                return false;
+            };
+            let (cuts, unconfirmed) = pauses(s, timeout, watermark);
+            steps.extend(cuts.into_iter().map(|cut| (s.first_ms, *key, cut)));
+            unconfirmed
+        });
         steps.sort_unstable();
         for (_, key, cut) in steps {
             if cut == i64::MAX {
@@ -173,7 +164,7 @@ impl Transformer {
         self.state.closed.retain(|key, closed| {
             let keep = closed.evict_after_ms > watermark || watermark == i64::MAX;
             if !keep {
-                changed.insert(*key);
+                changed.insert(*key, SessionChange::Whole);
             }
             keep
         });
@@ -185,7 +176,7 @@ impl Transformer {
             return;
         };
         self.pausing.remove(&key);
-        self.changes.sessions.insert(key);
+        self.changes.session(key);
         let emitted = self.emit_session(key, &mut session, out);
         out.stats.sessions_closed += 1;
         let evict_after_ms = last_of_session
@@ -243,7 +234,7 @@ impl Transformer {
             previous: session.previous.take(),
             ..Session::default()
         };
-        self.changes.sessions.insert(key);
+        self.changes.session(key);
         let emitted = self.emit_session(key, &mut until, out);
         if let Some(session) = self.state.open.get_mut(&key) {
             session.previous = Some(Box::new(emitted));
@@ -401,29 +392,13 @@ impl Transformer {
     }
 }
 
-/// The pauses of a timeout or more between the events of a session's parts `keys`: the
-/// last event before each pause the watermark has confirmed (every event before it has
-/// arrived), and whether a pause remains that it has not.
-fn pauses(
-    open: &HashMap<i64, Session, KeyHash>,
-    keys: &[i64],
-    timeout: i64,
-    watermark: i64,
-) -> (Vec<i64>, bool) {
-    let mut times: Vec<i64> = keys
-        .iter()
-        .flat_map(|key| {
-            let s = &open[key];
-            s.views
-                .iter()
-                .map(|v| v.ts_ms)
-                .chain(s.listens.iter().map(|l| l.ts_ms))
-        })
-        .collect();
-    times.sort_unstable();
+/// The pauses of a timeout or more between a session's events: the last event before
+/// each pause the watermark has confirmed (every event before it has arrived), and
+/// whether a pause remains that it has not.
+fn pauses(session: &Session, timeout: i64, watermark: i64) -> (Vec<i64>, bool) {
     let mut cuts = Vec::new();
     let mut unconfirmed = false;
-    for pair in times.windows(2) {
+    for pair in session.times.windows(2) {
         if pair[1] - pair[0] >= timeout {
             if pair[0].saturating_add(timeout) <= watermark {
                 cuts.push(pair[0]);
