@@ -13,6 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use warehouse::raw::EventKind;
 use xshell::{Shell, cmd};
 use xtask::kafka::ScratchBroker;
 
@@ -78,16 +79,14 @@ pub fn run(bench: &Bench) -> Result<()> {
     let mut rows = Vec::new();
 
     let few = (bench.users / 10).max(1).to_string();
-    let in_kafka = |args: &mut Vec<String>, prefix: &str| {
-        for kind in [
-            "listen_events",
-            "page_view_events",
-            "auth_events",
-            "status_change_events",
-        ] {
-            args.extend(["--topic".to_owned(), format!("{kind}={prefix}{kind}")]);
-        }
-    };
+    // The N/10 users' run goes through topics of its own on the same broker.
+    let few_topics: Vec<String> = EventKind::ALL
+        .iter()
+        .flat_map(|kind| {
+            let topic = kind.topic();
+            ["--topic".to_owned(), format!("{topic}=few.{topic}")]
+        })
+        .collect();
 
     println!(
         "bench [2/8] the simulator: {users} users for a day into a null sink and into files; sparse runs into files; {few} users into files"
@@ -129,15 +128,15 @@ pub fn run(bench: &Bench) -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&sparse);
     let few_files = work.join("events-few");
-    simulator_row(
-        "",
+    rows.push(simulator_row(
+        &format!("simulator -> JSON-lines files, {few} users"),
         simulate_for(
             &few,
             END,
             &["--output-dir", &few_files.display().to_string()],
         ),
         &work,
-    )?;
+    )?);
 
     println!("bench [3/8] the simulator into a real Kafka broker (6 partitions, lz4)");
     let broker = ScratchBroker::start("bench")?;
@@ -147,11 +146,13 @@ pub fn run(bench: &Bench) -> Result<()> {
         simulate(&["--kafka-brokers", &bootstrap, "--partitions", "6"]),
         &work,
     )?);
-    let mut few_topics = Vec::new();
-    in_kafka(&mut few_topics, "few.");
     let mut few_to_kafka = vec!["--kafka-brokers", &bootstrap, "--partitions", "6"];
     few_to_kafka.extend(few_topics.iter().map(String::as_str));
-    simulator_row("", simulate_for(&few, END, &few_to_kafka), &work)?;
+    rows.push(simulator_row(
+        &format!("simulator -> Kafka, {few} users"),
+        simulate_for(&few, END, &few_to_kafka),
+        &work,
+    )?);
 
     println!("bench [4/8] the transformation core (cargo bench -p pipeline --bench transform)");
     let output = nested_cargo(cmd!(
@@ -222,13 +223,8 @@ pub fn run(bench: &Bench) -> Result<()> {
     // Empty topic files: the run restores the checkpoint, finds nothing new, and ends.
     let nothing = work.join("nothing");
     std::fs::create_dir_all(&nothing)?;
-    for kind in [
-        "listen_events",
-        "page_view_events",
-        "auth_events",
-        "status_change_events",
-    ] {
-        std::fs::write(nothing.join(format!("{kind}.jsonl")), "")?;
+    for kind in EventKind::ALL {
+        std::fs::write(nothing.join(format!("{}.jsonl", kind.topic())), "")?;
     }
     let resumed = pipeline_run(
         "resume",

@@ -409,6 +409,7 @@ impl State {
             })
             .collect::<Result<Vec<_>, RecordError>>()?;
         appended.sort_by_key(|(key, e)| (*key, e.views_from, e.listens_from));
+        let mut extended = Vec::with_capacity(appended.len());
         for (key, events) in appended {
             let fail = |problem: &str| RecordError {
                 what: format!("session {key}'s events"),
@@ -423,13 +424,9 @@ impl State {
             {
                 return Err(fail("do not follow the events the session holds"));
             }
-            let times = events.views.iter().map(|v| v.ts_ms);
-            for ts in times.chain(events.listens.iter().map(|l| l.ts_ms)) {
-                session.first_ms = session.first_ms.min(ts);
-                session.last_ms = session.last_ms.max(ts);
-            }
             session.views.extend(events.views);
             session.listens.extend(events.listens);
+            extended.push(key);
         }
         for (key, bytes) in users {
             state
@@ -437,6 +434,16 @@ impl State {
                 .insert(key, decode(&format!("user {key}"), &bytes)?);
         }
         state.rebuild_keys();
+        // The record holds the session's first and last times as they were when it was
+        // written; the events appended since may reach past them.
+        for key in extended {
+            if let Some(session) = state.open.get_mut(&key)
+                && let (Some(&first), Some(&last)) = (session.times.first(), session.times.last())
+            {
+                session.first_ms = session.first_ms.min(first);
+                session.last_ms = session.last_ms.max(last);
+            }
+        }
         Ok(state)
     }
 }

@@ -228,7 +228,6 @@ impl BigQuery {
             staged.push((uri, stage, table_schema(fields)?));
         }
         let began = Instant::now();
-        let mut cost = None;
         let mut state_bytes = 0;
         let bookkeeping = match streaming {
             Some(Batch {
@@ -257,13 +256,6 @@ impl BigQuery {
                 continue;
             }
             let uri = self.staging.put(&format!("_{name}"), id, &rows)?;
-            if name == STATE_TABLE {
-                // The offsets' share is a few rows; the state is the cost.
-                cost = Some(CheckpointCost {
-                    bytes: state_bytes,
-                    took: began.elapsed(),
-                });
-            }
             let stage = stage_name(name);
             script.push_str(
                 &merge
@@ -273,6 +265,11 @@ impl BigQuery {
             script.push('\n');
             staged.push((uri, stage, arrow_table_schema(&rows.schema())?));
         }
+        // Staging the offsets is a few rows; the state is the cost.
+        let cost = (state_bytes > 0).then(|| CheckpointCost {
+            bytes: state_bytes,
+            took: began.elapsed(),
+        });
         script.push_str("COMMIT TRANSACTION;");
         self.load(&staged)?;
         self.api.query(&format!("merge batch {id}"), &script)?;

@@ -198,24 +198,10 @@ impl Transformer {
         let Some(session) = self.state.open.get_mut(&key) else {
             return;
         };
-        let views: Vec<_> = session
-            .views
-            .iter()
-            .filter(|v| v.ts_ms <= cut)
-            .cloned()
-            .collect();
-        let listens: Vec<_> = session
-            .listens
-            .iter()
-            .filter(|l| l.ts_ms <= cut)
-            .cloned()
-            .collect();
-        let last_ms = views
-            .iter()
-            .map(|v| v.ts_ms)
-            .chain(listens.iter().map(|l| l.ts_ms))
-            .max()
-            .unwrap_or(session.first_ms);
+        let before_cut = session.times.partition_point(|&t| t <= cut);
+        let Some(&last_ms) = session.times.get(before_cut.wrapping_sub(1)) else {
+            return;
+        };
         // A version up to this pause exists already (a close there, then a late event).
         if session
             .previous
@@ -224,6 +210,9 @@ impl Transformer {
         {
             return;
         }
+        let views = session.views.iter().filter(|v| v.ts_ms <= cut).cloned();
+        let listens = session.listens.iter().filter(|l| l.ts_ms <= cut).cloned();
+        let (views, listens) = (views.collect(), listens.collect());
         let mut until = Session {
             session_id: session.session_id,
             user_id: session.user_id,
