@@ -533,13 +533,9 @@ fn fault_run(
         "e2e-fault",
         "--duckdb",
         &warehouse,
-        // Small batches, so that a kill lands between and inside many of them, and a
-        // checkpoint every few of them, so that a restart also rewrites rows written
-        // after its checkpoint.
+        // Small batches, so that a kill lands between and inside many of them.
         "--batch-max-messages",
         "300",
-        "--checkpoint-every-ms",
-        "50",
     ];
     let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
     for kill in 1..=3 {

@@ -139,7 +139,9 @@ pub fn duckdb_tables(connection: &duckdb::Connection) -> Result<Tables> {
             .with_context(|| format!("reading {}", table.name))?;
         let rows = tables.tables.entry(table.name).or_default();
         for batch in statement.query_arrow([])? {
-            rows.extend(render(table, &batch)?);
+            for (key, text) in render(table, &batch)? {
+                keep_once(table, rows, key, text)?;
+            }
         }
         if rows.is_empty() {
             tables.tables.remove(table.name);
@@ -184,13 +186,30 @@ pub fn bigquery_tables(emulator: &Emulator, dataset: &str, skipped: &str) -> Res
                 .iter()
                 .map(|c| Ok(format!("{}={}", c.name, cell(c.name)?)))
                 .collect::<Result<Vec<_>>>()?;
-            rows.insert(key.join("|"), text.join(" "));
+            keep_once(table, rows, key.join("|"), text.join(" "))?;
         }
         if rows.is_empty() {
             tables.tables.remove(table.name);
         }
     }
     Ok(tables)
+}
+
+/// Adds a row under its key, failing on a key seen before: a table whose key is not
+/// enforced must still hold it once, and a map would hide the second row.
+fn keep_once(
+    table: &Table,
+    rows: &mut BTreeMap<String, String>,
+    key: String,
+    text: String,
+) -> Result<()> {
+    if let Some(earlier) = rows.insert(key.clone(), text) {
+        anyhow::bail!(
+            "{} holds its key {key} twice (one row: {earlier})",
+            table.name
+        );
+    }
+    Ok(())
 }
 
 /// A cell of BigQuery's REST answer, rendered as `arrow_value` renders its type.

@@ -96,8 +96,8 @@ impl Default for Retry {
     }
 }
 
-/// The default time between checkpoints: a checkpoint writes the whole transformation
-/// state, which grows with the users seen (hundreds of MB for a million).
+/// The default time between checkpoints of a sink that may checkpoint every so often
+/// (BigQuery, which still stores the state whole: hundreds of MB for a million users).
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 /// How often consumer lag is measured: it asks the brokers.
@@ -138,9 +138,10 @@ impl<S: Source, K: Sink> Runner<S, K> {
         self
     }
 
-    /// Checkpoints at most this often (zero: with every batch). Between checkpoints,
-    /// batches write rows only and offsets are not committed to the source; a restart
-    /// reads again from the last checkpoint and rewrites the same rows.
+    /// Checkpoints at most this often (zero: with every batch), unless the sink asks for
+    /// every batch. Between checkpoints, batches write rows only and offsets are not
+    /// committed to the source; a restart reads again from the last checkpoint and
+    /// rewrites the same rows.
     pub fn with_checkpoint_every(mut self, every: Duration) -> Runner<S, K> {
         self.checkpoint_every = every;
         self
@@ -313,7 +314,9 @@ impl<S: Source, K: Sink> Runner<S, K> {
         for (topic, partition, next) in offsets {
             moved.insert((topic.clone(), *partition), *next);
         }
-        let due = checkpoint || self.last_checkpoint.elapsed() >= self.checkpoint_every;
+        let due = checkpoint
+            || self.sink.checkpoints_every_batch()
+            || self.last_checkpoint.elapsed() >= self.checkpoint_every;
         let committed: Vec<(String, i32, i64)> = if due {
             moved
                 .iter()

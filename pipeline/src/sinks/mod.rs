@@ -36,9 +36,10 @@ pub struct Batch<'a> {
     pub checkpoint: Option<Checkpoint<'a>>,
 }
 
-/// Where the pipeline resumes after a restart: rows written after a checkpoint are
-/// derived again from the same input and rewritten unchanged, since every write is an
-/// upsert and the transformation is a function of its input and state.
+/// Where the pipeline resumes after a restart. A sink that checkpoints with every batch
+/// (DuckDB) never sees a row twice, so it may append; one that checkpoints every so
+/// often (BigQuery) is given again the rows written after its checkpoint, derived anew
+/// from the same input, and merges them unchanged.
 #[derive(Debug)]
 pub struct Checkpoint<'a> {
     /// The next offset to read per partition, for those that moved since the last one.
@@ -67,6 +68,12 @@ pub trait Sink: std::fmt::Debug {
     /// Writes the batch, and its checkpoint if it has one (saying what that cost); when
     /// this returns `Ok` it is durable.
     fn write(&mut self, batch: &Batch<'_>) -> Result<Option<CheckpointCost>, PipelineError>;
+    /// Whether every batch must carry a checkpoint: a sink that appends rows the
+    /// transformation knows are new would otherwise store twice those a restart derives
+    /// again.
+    fn checkpoints_every_batch(&self) -> bool {
+        false
+    }
     /// Where the rows go, for logs.
     fn describe(&self) -> String;
 }

@@ -94,10 +94,9 @@ CREATE TABLE IF NOT EXISTS "user_dim" (
   "registration_lat" DOUBLE NOT NULL,
   "valid_from" TIMESTAMPTZ NOT NULL,
   "valid_to" TIMESTAMPTZ,
-  "is_current" BOOLEAN NOT NULL,
-  PRIMARY KEY ("user_key")
+  "is_current" BOOLEAN NOT NULL
 );
-COMMENT ON TABLE "user_dim" IS 'Registered users, type-2 slowly changing on level: each level period of a user is one row.';
+COMMENT ON TABLE "user_dim" IS 'Registered users, type-2 slowly changing on level: each level period of a user is one row. Unique on (user_key) by construction; not enforced.';
 COMMENT ON COLUMN "user_dim"."user_key" IS 'User version key: FARM_FINGERPRINT of user_dim, user_id and valid_from in epoch milliseconds.';
 COMMENT ON COLUMN "user_dim"."user_id" IS 'The user''s id in the service; the same in every version.';
 COMMENT ON COLUMN "user_dim"."first_name" IS 'First name.';
@@ -126,10 +125,9 @@ CREATE TABLE IF NOT EXISTS "event_dim" (
   "method" VARCHAR NOT NULL,
   "status" BIGINT NOT NULL,
   "level" VARCHAR NOT NULL,
-  "is_listen_event" BOOLEAN NOT NULL,
-  PRIMARY KEY ("event_key")
+  "is_listen_event" BOOLEAN NOT NULL
 );
-COMMENT ON TABLE "event_dim" IS 'Every page view, the grain of user activity.';
+COMMENT ON TABLE "event_dim" IS 'Every page view, the grain of user activity. Unique on (event_key) by construction; not enforced.';
 COMMENT ON COLUMN "event_dim"."event_key" IS 'Event key: FARM_FINGERPRINT of event_dim, session_id, item_in_session and ts in epoch milliseconds.';
 COMMENT ON COLUMN "event_dim"."timestamp" IS 'When the page was requested.';
 COMMENT ON COLUMN "event_dim"."user_id" IS 'The user''s id; NULL for guests and logged-out users.';
@@ -156,10 +154,9 @@ COMMENT ON COLUMN "session_dim"."user_id" IS 'The user''s id; NULL for a guest''
 
 CREATE TABLE IF NOT EXISTS "event_session_bridge" (
   "session_key" BIGINT NOT NULL,
-  "event_key" BIGINT NOT NULL,
-  PRIMARY KEY ("session_key", "event_key")
+  "event_key" BIGINT NOT NULL
 );
-COMMENT ON TABLE "event_session_bridge" IS 'Which events belong to which session.';
+COMMENT ON TABLE "event_session_bridge" IS 'Which events belong to which session. Unique on (session_key, event_key) by construction; not enforced.';
 COMMENT ON COLUMN "event_session_bridge"."session_key" IS 'Session key: FARM_FINGERPRINT of session_dim, session_id and user_id (\N for guests).';
 COMMENT ON COLUMN "event_session_bridge"."event_key" IS 'Event key: FARM_FINGERPRINT of event_dim, session_id, item_in_session and ts in epoch milliseconds.';
 
@@ -183,10 +180,9 @@ CREATE TABLE IF NOT EXISTS "event_fact" (
   "next_listen_event_time_gap" DOUBLE,
   "record_valid_from" TIMESTAMPTZ NOT NULL,
   "record_valid_to" TIMESTAMPTZ,
-  "is_record_valid" BOOLEAN NOT NULL,
-  PRIMARY KEY ("event_key", "record_valid_from")
+  "is_record_valid" BOOLEAN NOT NULL
 );
-COMMENT ON TABLE "event_fact" IS 'One row per listen (NextSong event), written when its session closes; an event arriving after that makes a new version.';
+COMMENT ON TABLE "event_fact" IS 'One row per listen (NextSong event), written when its session closes; an event arriving after that makes a new version. Unique on (event_key, record_valid_from) by construction; not enforced.';
 COMMENT ON COLUMN "event_fact"."event_key" IS 'Event key: FARM_FINGERPRINT of event_dim, session_id, item_in_session and ts in epoch milliseconds.';
 COMMENT ON COLUMN "event_fact"."user_key" IS 'Key of the user_dim version in force at the event.';
 COMMENT ON COLUMN "event_fact"."user_id" IS 'The user''s id.';
@@ -224,10 +220,9 @@ CREATE TABLE IF NOT EXISTS "session_fact" (
   "primary_s_location" BIGINT NOT NULL,
   "record_valid_from" TIMESTAMPTZ NOT NULL,
   "record_valid_to" TIMESTAMPTZ,
-  "is_record_valid" BOOLEAN NOT NULL,
-  PRIMARY KEY ("session_key", "record_valid_from")
+  "is_record_valid" BOOLEAN NOT NULL
 );
-COMMENT ON TABLE "session_fact" IS 'One row per session and user, emitted when the session closes by event time and versioned by late events.';
+COMMENT ON TABLE "session_fact" IS 'One row per session and user, emitted when the session closes by event time and versioned by late events. Unique on (session_key, record_valid_from) by construction; not enforced.';
 COMMENT ON COLUMN "session_fact"."session_key" IS 'Session key: FARM_FINGERPRINT of session_dim, session_id and user_id (\N for guests).';
 COMMENT ON COLUMN "session_fact"."user_key" IS 'Key of the user_dim version in force at the session''s start; NULL for guests.';
 COMMENT ON COLUMN "session_fact"."user_id" IS 'The user''s id; NULL for guests.';

@@ -17,8 +17,9 @@ pub fn sql_type(ty: ColumnType) -> &'static str {
     }
 }
 
-/// `CREATE TABLE IF NOT EXISTS` and the comments of one table. The primary key is
-/// declared so that loads can use `INSERT … ON CONFLICT DO NOTHING`.
+/// `CREATE TABLE IF NOT EXISTS` and the comments of one table. An enforced primary key
+/// is declared, so that loads can use `INSERT OR IGNORE`; the others are named in the
+/// table's comment.
 pub fn create_table(table: &Table) -> String {
     let mut sql = format!("CREATE TABLE IF NOT EXISTS \"{}\" (\n", table.name);
     for column in table.columns {
@@ -35,12 +36,24 @@ pub fn create_table(table: &Table) -> String {
         .iter()
         .map(|name| format!("\"{name}\""))
         .collect();
-    let _ = write!(sql, "  PRIMARY KEY ({})\n);", key.join(", "));
+    let description = if table.key_enforced {
+        let _ = write!(sql, "  PRIMARY KEY ({})\n);", key.join(", "));
+        table.description.to_owned()
+    } else {
+        // The last column's comma goes with the key clause.
+        sql.truncate(sql.len() - 2);
+        sql.push_str("\n);");
+        format!(
+            "{} Unique on ({}) by construction; not enforced.",
+            table.description,
+            table.primary_key.join(", ")
+        )
+    };
     let _ = write!(
         sql,
         "\nCOMMENT ON TABLE \"{}\" IS {};",
         table.name,
-        string_literal(table.description)
+        string_literal(&description)
     );
     for column in table.columns {
         let _ = write!(
@@ -74,20 +87,30 @@ pub(crate) fn string_literal(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::EVENT_SESSION_BRIDGE;
+    use crate::schema::{DEAD_LETTERS, EVENT_SESSION_BRIDGE};
 
     #[test]
-    fn bridge_ddl_has_composite_key_and_comments() {
+    fn bridge_ddl_names_its_unenforced_key_in_the_comment() {
         assert_eq!(
             create_table(&EVENT_SESSION_BRIDGE),
             r#"CREATE TABLE IF NOT EXISTS "event_session_bridge" (
   "session_key" BIGINT NOT NULL,
-  "event_key" BIGINT NOT NULL,
-  PRIMARY KEY ("session_key", "event_key")
+  "event_key" BIGINT NOT NULL
 );
-COMMENT ON TABLE "event_session_bridge" IS 'Which events belong to which session.';
+COMMENT ON TABLE "event_session_bridge" IS 'Which events belong to which session. Unique on (session_key, event_key) by construction; not enforced.';
 COMMENT ON COLUMN "event_session_bridge"."session_key" IS 'Session key: FARM_FINGERPRINT of session_dim, session_id and user_id (\N for guests).';
 COMMENT ON COLUMN "event_session_bridge"."event_key" IS 'Event key: FARM_FINGERPRINT of event_dim, session_id, item_in_session and ts in epoch milliseconds.';"#
+        );
+    }
+
+    #[test]
+    fn an_enforced_composite_key_is_declared() {
+        let ddl = create_table(&DEAD_LETTERS);
+        assert!(
+            ddl.contains(
+                "  \"received_at\" TIMESTAMPTZ NOT NULL,\n  PRIMARY KEY (\"source_topic\", \"source_partition\", \"source_offset\")\n);"
+            ),
+            "{ddl}"
         );
     }
 

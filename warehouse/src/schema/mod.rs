@@ -57,6 +57,12 @@ pub struct Table {
     pub columns: &'static [Column],
     /// Unique per row; loads merge on it so that a replayed batch changes nothing.
     pub primary_key: &'static [&'static str],
+    /// Whether DuckDB enforces the primary key with an index. Tables the pipeline writes
+    /// once per event or per version leave it unenforced: an index makes every insert a
+    /// lookup that grows with the table, and their keys are unique by construction,
+    /// which the `duplicates` quality check verifies. The others may receive a row again
+    /// (a dimension seen in many batches, a redelivered message) and keep it.
+    pub key_enforced: bool,
     /// A `TIMESTAMP` or `DATE` column whose UTC day partitions the table in BigQuery.
     pub partition_by: Option<&'static str>,
     /// BigQuery clustering columns, most selective filter first.

@@ -52,6 +52,7 @@ pub const SONG_DIM: Table = Table {
         required("song", String, "Song title as the event gave it."),
     ],
     primary_key: &["song_key"],
+    key_enforced: true,
     partition_by: None,
     cluster_by: &["artist"],
 };
@@ -73,6 +74,7 @@ pub const LOCATION_DIM: Table = Table {
         required("lat", Float64, "Latitude in degrees."),
     ],
     primary_key: &["location_key"],
+    key_enforced: true,
     partition_by: None,
     cluster_by: &["state", "city"],
 };
@@ -106,6 +108,7 @@ pub const DATE_DIM: Table = Table {
         required("is_weekend", Bool, "True on Saturdays and Sundays."),
     ],
     primary_key: &["date_key"],
+    key_enforced: true,
     partition_by: None,
     cluster_by: &[],
 };
@@ -131,6 +134,7 @@ pub const DATE_TIME_DIM: Table = Table {
         required("date_key", Int64, DATE_KEY),
     ],
     primary_key: &["date_time_key"],
+    key_enforced: true,
     partition_by: None,
     cluster_by: &["date_key"],
 };
@@ -197,6 +201,7 @@ pub const USER_DIM: Table = Table {
         required("is_current", Bool, "True for the user's current version."),
     ],
     primary_key: &["user_key"],
+    key_enforced: false,
     partition_by: None,
     cluster_by: &["user_id"],
 };
@@ -244,6 +249,7 @@ pub const EVENT_DIM: Table = Table {
         ),
     ],
     primary_key: &["event_key"],
+    key_enforced: false,
     partition_by: Some("timestamp"),
     cluster_by: &["page", "user_id"],
 };
@@ -266,6 +272,7 @@ pub const SESSION_DIM: Table = Table {
         ),
     ],
     primary_key: &["session_key"],
+    key_enforced: true,
     partition_by: None,
     cluster_by: &["user_id"],
 };
@@ -279,6 +286,7 @@ pub const EVENT_SESSION_BRIDGE: Table = Table {
         required("event_key", Int64, EVENT_KEY),
     ],
     primary_key: &["session_key", "event_key"],
+    key_enforced: false,
     partition_by: None,
     cluster_by: &["session_key"],
 };
@@ -338,6 +346,7 @@ pub const EVENT_FACT: Table = Table {
         required("is_record_valid", Bool, IS_VALID),
     ],
     primary_key: &["event_key", "record_valid_from"],
+    key_enforced: false,
     partition_by: Some("timestamp"),
     cluster_by: &["user_id", "song_key"],
 };
@@ -397,6 +406,7 @@ pub const SESSION_FACT: Table = Table {
         required("is_record_valid", Bool, IS_VALID),
     ],
     primary_key: &["session_key", "record_valid_from"],
+    key_enforced: false,
     partition_by: Some("session_start_ts"),
     cluster_by: &["user_id"],
 };
@@ -421,6 +431,7 @@ pub const AUTH_FACT: Table = Table {
         required("success", Bool, "True when the login succeeded."),
     ],
     primary_key: &["event_key"],
+    key_enforced: true,
     partition_by: Some("timestamp"),
     cluster_by: &["success", "user_id"],
 };
@@ -441,6 +452,7 @@ pub const LEVEL_CHANGE_FACT: Table = Table {
         required("level", String, "Level as the event reported it."),
     ],
     primary_key: &["event_key"],
+    key_enforced: true,
     partition_by: Some("timestamp"),
     cluster_by: &["user_id"],
 };
@@ -480,6 +492,7 @@ pub const DEAD_LETTERS: Table = Table {
         ),
     ],
     primary_key: &["source_topic", "source_partition", "source_offset"],
+    key_enforced: true,
     partition_by: Some("received_at"),
     cluster_by: &["reason"],
 };

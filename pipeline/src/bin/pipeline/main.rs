@@ -102,6 +102,7 @@ fn run() -> Result<i32> {
     let totals = match &settings.output {
         Output::DuckDb(path) => {
             let sink = DuckDb::open(path)?;
+            sink.limit_memory(settings.duckdb_memory_mb)?;
             let live = if serving {
                 let connection = sink
                     .connection()

@@ -84,6 +84,9 @@ pub struct Layer {
     /// The warehouse file (default data/warehouse.duckdb)
     #[arg(long, global = true, env = "MUSIC_ANALYTICS__DUCKDB", value_name = "PATH", help_heading = SINK)]
     pub duckdb: Option<PathBuf>,
+    /// Memory for DuckDB's buffers in MB, beyond which it spills beside the file (default 256)
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__DUCKDB_MEMORY_MB", value_name = "MB", help_heading = SINK)]
+    pub duckdb_memory_mb: Option<u64>,
     /// BigQuery: each batch staged as Parquet, loaded and MERGEd
     #[arg(long, global = true, env = "MUSIC_ANALYTICS__BIGQUERY", value_name = "PROJECT.DATASET", help_heading = SINK)]
     pub bigquery: Option<String>,
@@ -137,7 +140,7 @@ pub struct Layer {
         value_name = "N"
     )]
     pub batch_max_ms: Option<u64>,
-    /// Write the state and offsets at most every N ms (default 10000; 0: with every batch); a restart re-reads from the last checkpoint and rewrites the same rows
+    /// BigQuery: write the state and offsets at most every N ms (default 10000; 0: with every batch); a restart re-reads from the last checkpoint and rewrites the same rows. DuckDB checkpoints with every batch
     #[arg(
         long,
         global = true,
@@ -238,6 +241,7 @@ impl Layer {
             kafka_brokers: other.kafka_brokers.or(self.kafka_brokers),
             input: other.input.or(self.input),
             duckdb: other.duckdb.or(self.duckdb),
+            duckdb_memory_mb: other.duckdb_memory_mb.or(self.duckdb_memory_mb),
             bigquery: other.bigquery.or(self.bigquery),
             staging: other.staging.or(self.staging),
             bigquery_auth: other.bigquery_auth.or(self.bigquery_auth),
@@ -379,6 +383,7 @@ pub struct Settings {
     pub kafka_settings: Vec<(String, String)>,
     pub limits: pipeline::sources::BatchLimits,
     pub checkpoint_every: std::time::Duration,
+    pub duckdb_memory_mb: u64,
     pub transform: pipeline::transforms::Config,
     pub exit_when_idle: Option<std::time::Duration>,
     pub retry: pipeline::runner::Retry,
@@ -419,6 +424,11 @@ impl Settings {
             topics[slot].1 = name;
         }
         let output = output(&s, true)?;
+        if matches!(output, Output::DuckDb(_)) && s.checkpoint_every_ms.is_some_and(|ms| ms > 0) {
+            bail!(
+                "checkpoint_every_ms is for BigQuery: DuckDB checkpoints with every batch, since it appends rows that a batch without its checkpoint would write again after a restart"
+            );
+        }
         let defaults = pipeline::sources::BatchLimits::default();
         let positive = |name: &str, v: Option<i64>, default: i64| -> Result<i64> {
             match v {
@@ -445,6 +455,11 @@ impl Settings {
                 pipeline::runner::CHECKPOINT_EVERY,
                 std::time::Duration::from_millis,
             ),
+            duckdb_memory_mb: positive(
+                "duckdb_memory_mb",
+                s.duckdb_memory_mb.map(|mb| mb as i64),
+                pipeline::sinks::duckdb::MEMORY_LIMIT_MB as i64,
+            )? as u64,
             transform: pipeline::transforms::Config {
                 session_timeout_ms: positive(
                     "session_timeout_s",
@@ -645,6 +660,34 @@ mod tests {
         );
         assert_eq!(options.instance, "g", "the instance defaults to the group");
         assert_eq!(options.auth, pipeline::sinks::bigquery::Auth::None);
+    }
+
+    #[test]
+    fn a_checkpoint_interval_is_refused_for_duckdb_which_checkpoints_every_batch() {
+        let resolve = |list: &[&str]| Settings::resolve(Layer::default(), args(list).flags);
+        let error = resolve(&["run", "--input", "d", "--checkpoint-every-ms", "500"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            error.contains("DuckDB checkpoints with every batch"),
+            "{error}"
+        );
+        assert!(resolve(&["run", "--input", "d", "--checkpoint-every-ms", "0"]).is_ok());
+        let s = resolve(&["run", "--input", "d", "--duckdb-memory-mb", "64"]).unwrap();
+        assert_eq!(s.duckdb_memory_mb, 64);
+        let bigquery = resolve(&[
+            "run",
+            "--input",
+            "d",
+            "--bigquery",
+            "p.d",
+            "--staging",
+            "gs://b",
+            "--checkpoint-every-ms",
+            "500",
+        ]);
+        assert!(bigquery.is_ok_and(|s| s.checkpoint_every.as_millis() == 500));
     }
 
     #[test]

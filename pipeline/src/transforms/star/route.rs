@@ -6,7 +6,7 @@ use warehouse::raw::{AuthEvent, Level, ListenEvent, PageViewEvent, RawEvent, Sta
 
 use super::{Landed, Message, Output, Part, TOO_LATE, Transformer, session_bearing};
 use crate::transforms::rows::{
-    AuthFactRow, BridgeRow, DeadLetterRow, EventRow, LevelChangeFactRow, SessionRow,
+    AuthFactRow, BridgeRow, DeadLetterRow, EventRow, LevelChangeFactRow,
 };
 use crate::transforms::state::{Listen, View};
 
@@ -108,13 +108,6 @@ impl Transformer {
             level: c.level.name(),
             is_listen_event: view.page == "NextSong",
         });
-        tables
-            .session_dim
-            .insert_if_absent(session_key, || SessionRow {
-                session_key,
-                session_id: c.session_id,
-                user_id,
-            });
         tables
             .event_session_bridge
             .insert_if_absent((session_key, event_key), || BridgeRow {

@@ -9,7 +9,7 @@ use warehouse::raw::EventContext;
 use warehouse::time::DateTimeParts;
 
 use super::{Landed, Output, Part, Place, Transformer};
-use crate::transforms::rows::{EventFactRow, KeyHash, SessionFactRow};
+use crate::transforms::rows::{EventFactRow, KeyHash, SessionFactRow, SessionRow};
 use crate::transforms::rules::{
     Versioned as _, level_name, starting_level, superseding_from, version_at,
 };
@@ -72,7 +72,17 @@ impl Transformer {
                 out.stats.late += 1;
                 self.reopen(session_key);
             }
-            Place::Open | Place::New => {}
+            // A session's row is written once, when it opens.
+            Place::New => {
+                out.tables
+                    .session_dim
+                    .insert_if_absent(session_key, || SessionRow {
+                        session_key,
+                        session_id: c.session_id,
+                        user_id,
+                    });
+            }
+            Place::Open => {}
         }
         let Some(session) = self.state.open.get_mut(&session_key) else {
             return Err(Landed::Duplicate);
