@@ -1,6 +1,7 @@
 //! The loop that turns a source into warehouse rows: poll a micro-batch, skip what the
 //! warehouse already holds, transform, write rows, offsets and state in one transaction,
-//! then tell the source. Stops between batches when asked, so nothing is half-written.
+//! then tell the source; a batch is written while the next is transformed, unless the
+//! source can rebalance. Stops between batches when asked, so nothing is half-written.
 //! A write that fails for a reason that may pass is retried whole (see [`Retry`]); any
 //! other failure stops the run with the batch uncommitted.
 
@@ -14,7 +15,7 @@ use warehouse::{Classify as _, ErrorClass};
 
 use crate::error::{PipelineError, chain};
 use crate::metrics::Metrics;
-use crate::sinks::{Batch, Checkpoint, DeadLetterTopics, Sink, fnv1a};
+use crate::sinks::{Batch, Checkpoint, CheckpointCost, DeadLetterTopics, Sink, fnv1a};
 use crate::sources::{BatchLimits, Polled, Source};
 use crate::transforms::state::State;
 use crate::transforms::{Config, Message, Output, Stats, Transformer};
@@ -171,6 +172,8 @@ impl<S: Source, K: Sink> Runner<S, K> {
         self.sink
     }
 
+    /// Runs until `until` or a stop. After an error the runner is spent: what it had
+    /// transformed but not written is gone, and a new one resumes from the warehouse.
     pub fn run(
         &mut self,
         until: Until,
@@ -191,7 +194,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 &mut idle_since,
                 &mut lag_measured,
             )
-            .and_then(|()| self.checkpoint_if_behind(stop, &mut totals));
+            .and_then(|()| self.checkpoint_if_behind(stop, &mut totals, observer));
         self.metrics.set_ready(false);
         result.map(|()| totals)
     }
@@ -205,6 +208,8 @@ impl<S: Source, K: Sink> Runner<S, K> {
         idle_since: &mut Instant,
         lag_measured: &mut Option<Instant>,
     ) -> Result<(), PipelineError> {
+        // The batch transformed last, written while the next one is transformed.
+        let mut pending: Option<Job<K::Snapshot>> = None;
         while !stop.load(Ordering::Relaxed) {
             self.metrics.tick();
             // Measured every few seconds once known; until then (the group still forming,
@@ -214,9 +219,26 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 self.metrics.set_lag(lag);
                 *lag_measured = lag.map(|_| Instant::now());
             }
+            if self.source.rebalances()
+                && let Some(job) = pending.take()
+            {
+                self.write(job, stop, totals, observer)?;
+            }
+            // With a batch waiting to be written, take only what has arrived already:
+            // that batch should not wait for more.
+            let limits = match pending {
+                Some(_) => BatchLimits {
+                    max_wait: Duration::ZERO,
+                    ..self.limits
+                },
+                None => self.limits,
+            };
             let began = Instant::now();
-            let records = match self.source.poll(&self.limits)? {
+            let records = match self.source.poll(&limits)? {
                 Polled::End => {
+                    if let Some(job) = pending.take() {
+                        self.write(job, stop, totals, observer)?;
+                    }
                     self.finish(stop, totals, observer)?;
                     break;
                 }
@@ -226,6 +248,9 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 self.transformer.track(kind, &topic, partition);
             }
             if records.is_empty() {
+                if let Some(job) = pending.take() {
+                    self.write(job, stop, totals, observer)?;
+                }
                 if let Until::IdleFor(idle) = until {
                     // Idle means caught up: a source that is behind, or cannot say (a
                     // broker that is down), is waited for.
@@ -263,108 +288,186 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 *by_topic.entry(r.topic.clone()).or_default() += 1;
             }
             let id = batch_id(&advanced);
-            let output = self.transformer.process(
-                fresh.iter().map(|r| Message {
-                    kind: r.kind,
-                    topic: &r.topic,
-                    partition: r.partition,
-                    offset: r.offset,
-                    payload: &r.payload,
-                }),
-                now_ms(),
-            );
             let offsets: Vec<(String, i32, i64)> = advanced
                 .into_iter()
                 .map(|((topic, partition), (_, next))| (topic, partition, next))
                 .collect();
-            let committing = Instant::now();
-            self.write(&id, &output, &offsets, false, stop, totals)?;
-            totals.busy = self.started.elapsed();
-            let commit = committing.elapsed();
-            self.metrics
-                .batch(&by_topic, skipped, &output, began.elapsed(), commit);
-            observer.on_batch(totals, &output.stats, began.elapsed());
+            // Both cores: the batch before this one is written on a thread of its own
+            // while this one is transformed. Its state was encoded when it was
+            // transformed, so this batch moving the state on cannot reach it.
+            let retrying = Retrying {
+                policy: self.retry,
+                metrics: &self.metrics,
+                stop,
+            };
+            let sink = &mut self.sink;
+            let transformer = &mut self.transformer;
+            let (output, written) = std::thread::scope(|scope| {
+                let writing = pending.as_ref().map(|job| {
+                    let retrying = &retrying;
+                    scope.spawn(move || {
+                        let writing = Instant::now();
+                        let written = retrying.run("warehouse", || sink.write(&job.batch()));
+                        (written, writing.elapsed())
+                    })
+                });
+                let output = transformer.process(
+                    fresh.iter().map(|r| Message {
+                        kind: r.kind,
+                        topic: &r.topic,
+                        partition: r.partition,
+                        offset: r.offset,
+                        payload: &r.payload,
+                    }),
+                    now_ms(),
+                );
+                let written = writing.map(|writing| {
+                    writing.join().unwrap_or_else(|_| {
+                        let bug = PipelineError::Bug("the writing thread panicked".to_owned());
+                        (Err(bug), Duration::ZERO)
+                    })
+                });
+                (output, written)
+            });
+            if let (Some(job), Some((written, took))) = (pending.take(), written) {
+                self.complete(job, written?, took, totals, observer)?;
+            }
+            let batch = Transformed {
+                id,
+                output,
+                offsets,
+                began,
+                by_topic,
+                skipped,
+            };
+            pending = Some(self.prepare(batch, false, stop)?);
+        }
+        // Asked to stop: the batch transformed is written before the way out.
+        if let Some(job) = pending.take() {
+            self.write(job, stop, totals, observer)?;
         }
         Ok(())
     }
 
-    /// Writes a batch, with a checkpoint when one is due or `checkpoint` asks for one,
-    /// and then commits the checkpointed offsets to the source. Each step is retried on
-    /// its own, so a retried warehouse write does not send the dead letters again.
-    fn write(
+    /// Makes a transformed batch ready to write: sends its dead letters to Kafka, and
+    /// when a checkpoint is due (or `checkpoint` asks for one) encodes the state with
+    /// every offset that moved since the last one.
+    fn prepare(
         &mut self,
-        id: &str,
-        output: &Output,
-        offsets: &[(String, i32, i64)],
+        batch: Transformed,
         checkpoint: bool,
         stop: &AtomicBool,
+    ) -> Result<Job<K::Snapshot>, PipelineError> {
+        if let Some(topics) = &self.dead_letter_topics {
+            let retrying = Retrying {
+                policy: self.retry,
+                metrics: &self.metrics,
+                stop,
+            };
+            retrying.run("dead_letter_topics", || {
+                topics.send(&batch.output.tables.dead_letters)
+            })?;
+        }
+        let mut moved = std::mem::take(&mut self.uncheckpointed);
+        for (topic, partition, next) in &batch.offsets {
+            moved.insert((topic.clone(), *partition), *next);
+            self.next.insert((topic.clone(), *partition), *next);
+        }
+        let due = checkpoint
+            || self.sink.checkpoints_every_batch()
+            || self.last_checkpoint.elapsed() >= self.checkpoint_every;
+        let checkpoint = if due {
+            let encoding = Instant::now();
+            let state = K::snapshot(self.transformer.state(), self.transformer.changes())?;
+            self.transformer.checkpointed();
+            self.last_checkpoint = Instant::now();
+            Some(Due {
+                offsets: moved
+                    .into_iter()
+                    .map(|((topic, partition), next)| (topic, partition, next))
+                    .collect(),
+                state,
+                took: encoding.elapsed(),
+            })
+        } else {
+            self.uncheckpointed = moved;
+            None
+        };
+        Ok(Job {
+            batch,
+            checkpoint,
+            counted: true,
+        })
+    }
+
+    /// Writes a batch now, retried on its own.
+    fn write(
+        &mut self,
+        job: Job<K::Snapshot>,
+        stop: &AtomicBool,
         totals: &mut Totals,
+        observer: &mut dyn Observer,
     ) -> Result<(), PipelineError> {
         let retrying = Retrying {
             policy: self.retry,
             metrics: &self.metrics,
             stop,
         };
-        if let Some(topics) = &self.dead_letter_topics {
-            retrying.run("dead_letter_topics", || {
-                topics.send(&output.tables.dead_letters)
-            })?;
-        }
-        let mut moved = self.uncheckpointed.clone();
-        for (topic, partition, next) in offsets {
-            moved.insert((topic.clone(), *partition), *next);
-        }
-        let due = checkpoint
-            || self.sink.checkpoints_every_batch()
-            || self.last_checkpoint.elapsed() >= self.checkpoint_every;
-        let committed: Vec<(String, i32, i64)> = if due {
-            moved
-                .iter()
-                .map(|((topic, partition), next)| (topic.clone(), *partition, *next))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let batch = Batch {
-            id,
-            output,
-            checkpoint: due.then(|| Checkpoint {
-                offsets: &committed,
-                state: self.transformer.state(),
-                changes: self.transformer.changes(),
-            }),
-        };
         let sink = &mut self.sink;
-        if let Some(cost) = retrying.run("warehouse", || sink.write(&batch))? {
+        let writing = Instant::now();
+        let written = retrying.run("warehouse", || sink.write(&job.batch()))?;
+        self.complete(job, written, writing.elapsed(), totals, observer)
+    }
+
+    /// After a batch is durable: commits its checkpoint's offsets to the source and
+    /// counts it.
+    fn complete(
+        &mut self,
+        job: Job<K::Snapshot>,
+        cost: Option<CheckpointCost>,
+        took: Duration,
+        totals: &mut Totals,
+        observer: &mut dyn Observer,
+    ) -> Result<(), PipelineError> {
+        if let Some(due) = &job.checkpoint {
+            let cost = CheckpointCost {
+                bytes: cost.map_or(0, |c| c.bytes),
+                took: due.took + cost.map_or(Duration::ZERO, |c| c.took),
+            };
             self.metrics.checkpoint(cost);
             totals.checkpoints += 1;
             totals.checkpoint_bytes += cost.bytes;
             totals.checkpoint_time += cost.took;
-        }
-        for (topic, partition, next) in offsets {
-            self.next.insert((topic.clone(), *partition), *next);
-        }
-        if due {
-            self.transformer.checkpointed();
-            self.uncheckpointed.clear();
-            self.last_checkpoint = Instant::now();
             // The warehouse holds the offsets that count; the source's copy only spares
             // a restart from reading again what the warehouse would skip.
-            match self.source.commit(&committed) {
+            match self.source.commit(&due.offsets) {
                 Err(e) if e.class() == ErrorClass::Retryable => {
                     tracing::warn!(error = %chain(&e), "cannot commit offsets to the source; the warehouse has them");
                 }
                 result => result?,
             }
-        } else {
-            self.uncheckpointed = moved;
         }
-        totals.stats.add(&output.stats);
         // A checkpoint alone is not a batch.
-        if !offsets.is_empty() || output.tables.row_count() > 0 {
+        if !job.counted {
+            return Ok(());
+        }
+        let batch = &job.batch;
+        totals.stats.add(&batch.output.stats);
+        if !batch.offsets.is_empty() {
+            totals.busy = self.started.elapsed();
+        }
+        if !batch.offsets.is_empty() || batch.output.tables.row_count() > 0 {
             totals.batches += 1;
         }
-        totals.rows += output.tables.row_count() as u64;
+        totals.rows += batch.output.tables.row_count() as u64;
+        self.metrics.batch(
+            &batch.by_topic,
+            batch.skipped,
+            &batch.output,
+            batch.began.elapsed(),
+            took,
+        );
+        observer.on_batch(totals, &batch.output.stats, batch.began.elapsed());
         Ok(())
     }
 
@@ -380,32 +483,82 @@ impl<S: Source, K: Sink> Runner<S, K> {
         // Named after where every partition stands, so a rerun of the same end has the
         // same name.
         let id = position_id("final", &self.next);
-        self.write(&id, &output, &[], true, stop, totals)?;
-        self.metrics.batch(
-            &BTreeMap::new(),
-            0,
-            &output,
-            began.elapsed(),
-            began.elapsed(),
-        );
-        observer.on_batch(totals, &output.stats, began.elapsed());
-        Ok(())
+        let job = self.prepare(Transformed::closing(id, output, began), true, stop)?;
+        self.write(job, stop, totals, observer)
     }
-}
 
-impl<S: Source, K: Sink> Runner<S, K> {
     /// On the way out after a stop: checkpoints what was written since the last one, so
     /// that the next start need not read it again.
     fn checkpoint_if_behind(
         &mut self,
         stop: &AtomicBool,
         totals: &mut Totals,
+        observer: &mut dyn Observer,
     ) -> Result<(), PipelineError> {
         if self.uncheckpointed.is_empty() {
             return Ok(());
         }
         let id = position_id("checkpoint", &self.uncheckpointed);
-        self.write(&id, &Output::default(), &[], true, stop, totals)
+        let batch = Transformed::closing(id, Output::default(), Instant::now());
+        let mut job = self.prepare(batch, true, stop)?;
+        job.counted = false;
+        self.write(job, stop, totals, observer)
+    }
+}
+
+/// A batch as the transformation left it.
+struct Transformed {
+    id: String,
+    output: Output,
+    /// The next offset per partition it read, none for the final close.
+    offsets: Vec<(String, i32, i64)>,
+    /// When its poll began, what it read per topic and what it skipped: for metrics.
+    began: Instant,
+    by_topic: BTreeMap<String, u64>,
+    skipped: u64,
+}
+
+impl Transformed {
+    /// Rows that come from no message read: the final close, or none at all.
+    fn closing(id: String, output: Output, began: Instant) -> Transformed {
+        Transformed {
+            id,
+            output,
+            offsets: Vec::new(),
+            began,
+            by_topic: BTreeMap::new(),
+            skipped: 0,
+        }
+    }
+}
+
+/// A batch ready for the sink, with its checkpoint when one is due.
+struct Job<T> {
+    batch: Transformed,
+    checkpoint: Option<Due<T>>,
+    /// Whether it counts as a batch (a checkpoint alone does not).
+    counted: bool,
+}
+
+/// A checkpoint to write: every offset that moved since the last one, and the state
+/// encoded as the sink stores it.
+struct Due<T> {
+    offsets: Vec<(String, i32, i64)>,
+    state: T,
+    /// Encoding the state.
+    took: Duration,
+}
+
+impl<T> Job<T> {
+    fn batch(&self) -> Batch<'_, T> {
+        Batch {
+            id: &self.batch.id,
+            output: &self.batch.output,
+            checkpoint: self.checkpoint.as_ref().map(|due| Checkpoint {
+                offsets: &due.offsets,
+                state: &due.state,
+            }),
+        }
     }
 }
 
@@ -515,7 +668,7 @@ mod tests {
     use super::*;
     use crate::sinks::{CheckpointCost, Offsets};
     use crate::sources::Record;
-    use crate::transforms::state::State;
+    use crate::transforms::state::{Changes, State};
 
     /// Two messages (one not JSON, so it is dead-lettered), then the end.
     #[derive(Debug)]
@@ -555,16 +708,27 @@ mod tests {
         always: bool,
         attempts: usize,
         written: Vec<String>,
+        /// Batches written, as others may look on.
+        count: Arc<std::sync::Mutex<usize>>,
     }
 
     impl Sink for Flaky {
+        type Snapshot = ();
+
+        fn snapshot(_: &State, _: &Changes) -> Result<(), PipelineError> {
+            Ok(())
+        }
+
         fn offsets(&mut self) -> Result<Offsets, PipelineError> {
             Ok(Offsets::new())
         }
         fn state(&mut self) -> Result<Option<State>, PipelineError> {
             Ok(None)
         }
-        fn write(&mut self, batch: &Batch<'_>) -> Result<Option<CheckpointCost>, PipelineError> {
+        fn write(
+            &mut self,
+            batch: &Batch<'_, ()>,
+        ) -> Result<Option<CheckpointCost>, PipelineError> {
             self.attempts += 1;
             if self.always {
                 return Err(disk_away());
@@ -573,6 +737,7 @@ mod tests {
                 return Err(error);
             }
             self.written.push(batch.id.to_owned());
+            *self.count.lock().unwrap() += 1;
             Ok(batch.checkpoint.as_ref().map(|_| CheckpointCost::default()))
         }
         fn describe(&self) -> String {
@@ -609,6 +774,72 @@ mod tests {
         let result = runner.run(Until::Stopped, &AtomicBool::new(false), &mut Silent);
         let metrics = runner.metrics().render();
         (result, runner.into_sink(), metrics)
+    }
+
+    /// Three one-message batches, then the end; at each poll it notes how many it had
+    /// handed out and how many the sink (a [`Flaky`] that does not fail) had written by
+    /// then.
+    #[derive(Debug)]
+    struct Watched {
+        left: VecDeque<Record>,
+        rebalances: bool,
+        written: Arc<std::sync::Mutex<usize>>,
+        polls: Vec<(usize, usize)>,
+    }
+
+    impl Source for Watched {
+        fn poll(&mut self, _: &BatchLimits) -> Result<Polled, PipelineError> {
+            let handed = 3 - self.left.len();
+            let written = *self.written.lock().unwrap();
+            self.polls.push((handed, written));
+            Ok(self
+                .left
+                .pop_front()
+                .map_or(Polled::End, |record| Polled::Records(vec![record])))
+        }
+        fn partitions(&self) -> Vec<(EventKind, String, i32)> {
+            Vec::new()
+        }
+        fn commit(&mut self, _: &[(String, i32, i64)]) -> Result<(), PipelineError> {
+            Ok(())
+        }
+        fn rebalances(&self) -> bool {
+            self.rebalances
+        }
+    }
+
+    #[test]
+    fn a_rebalancing_source_polls_with_every_batch_written_and_the_others_overlap() {
+        let polls = |rebalances: bool| {
+            let sink = Flaky::default();
+            let written = Arc::clone(&sink.count);
+            let left = (0..3)
+                .map(|offset| Record {
+                    kind: EventKind::Listen,
+                    topic: "listen_events".to_owned(),
+                    partition: 0,
+                    offset,
+                    payload: b"{".to_vec(),
+                })
+                .collect();
+            let source = Watched {
+                left,
+                rebalances,
+                written: Arc::clone(&written),
+                polls: Vec::new(),
+            };
+            let mut runner =
+                Runner::new(source, sink, Config::default(), BatchLimits::default()).unwrap();
+            let totals = runner
+                .run(Until::Stopped, &AtomicBool::new(false), &mut Silent)
+                .unwrap();
+            assert_eq!(totals.stats.rejected, 3, "{rebalances}");
+            assert_eq!(*written.lock().unwrap(), 4, "three batches and the close");
+            runner.source.polls.clone()
+        };
+        assert_eq!(polls(true), [(0, 0), (1, 1), (2, 2), (3, 3)]);
+        // Each batch is written while the next is read and transformed.
+        assert_eq!(polls(false), [(0, 0), (1, 0), (2, 1), (3, 2)]);
     }
 
     #[test]

@@ -91,6 +91,7 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
     let mut transformer = Transformer::new(Config::default());
     let output = transformer.process((0..20).map(|i| listens.message(i)), 0);
     let replay = [(listens.topic.clone(), 0, 20)];
+    let state = BigQuery::snapshot(transformer.state(), transformer.changes()).unwrap();
     let mut snapshots = Vec::new();
     for _ in 0..2 {
         bigquery
@@ -99,8 +100,7 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
                 output: &output,
                 checkpoint: Some(Checkpoint {
                     offsets: &replay,
-                    state: transformer.state(),
-                    changes: transformer.changes(),
+                    state: &state,
                 }),
             })
             .unwrap();
@@ -136,14 +136,14 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
         .query(&format!("DROP TABLE warehouse.{last}"))
         .unwrap();
     let failing = [(listens.topic.clone(), 0, 80)];
+    let state = BigQuery::snapshot(transformer.state(), transformer.changes()).unwrap();
     let error = bigquery
         .write(&Batch {
             id: "failing",
             output: &output,
             checkpoint: Some(Checkpoint {
                 offsets: &failing,
-                state: transformer.state(),
-                changes: transformer.changes(),
+                state: &state,
             }),
         })
         .unwrap_err();

@@ -6,7 +6,7 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arrow_array::{Array as _, RecordBatch};
 use duckdb::{Connection, OptionalExt as _, params};
@@ -238,6 +238,13 @@ impl DuckDb {
             .map_err(|e| self.error("cannot limit its memory", e))
     }
 
+    /// Caps the threads DuckDB works with (the machine's cores by default).
+    pub fn limit_threads(&self, threads: usize) -> Result<(), PipelineError> {
+        self.connection
+            .execute_batch(&format!("SET threads = {threads}"))
+            .map_err(|e| self.error("cannot limit its threads", e))
+    }
+
     pub(crate) fn error(&self, doing: &str, e: duckdb::Error) -> PipelineError {
         PipelineError::duckdb(&self.path, doing)(e)
     }
@@ -312,16 +319,13 @@ impl DuckDb {
     pub fn write(
         &mut self,
         output: &Output,
-        checkpoint: &Checkpoint<'_>,
+        checkpoint: &Checkpoint<'_, Records>,
     ) -> Result<CheckpointCost, PipelineError> {
         let Checkpoint {
             offsets,
-            state,
-            changes,
+            state: records,
         } = checkpoint;
-        let began = Instant::now();
-        let records = encode_records(state, changes)?;
-        let mut took = began.elapsed();
+        let mut took = Duration::ZERO;
         self.transaction(output, Rows::New, |tx, fail| {
             for (topic, partition, next) in offsets.iter() {
                 tx.execute(
@@ -331,7 +335,7 @@ impl DuckDb {
                 .map_err(|e| fail("cannot store offsets", e))?;
             }
             let writing = Instant::now();
-            write_records(tx, &records).map_err(|e| fail("cannot store the checkpoint", e))?;
+            write_records(tx, records).map_err(|e| fail("cannot store the checkpoint", e))?;
             took += writing.elapsed();
             Ok(())
         })?;
@@ -439,6 +443,12 @@ fn closes_versions(batch: &RecordBatch) -> bool {
 }
 
 impl Sink for DuckDb {
+    type Snapshot = Records;
+
+    fn snapshot(state: &State, changes: &Changes) -> Result<Records, PipelineError> {
+        encode_records(state, changes)
+    }
+
     fn offsets(&mut self) -> Result<Offsets, PipelineError> {
         self.stored_offsets()
     }
@@ -447,7 +457,10 @@ impl Sink for DuckDb {
         self.stored_state()
     }
 
-    fn write(&mut self, batch: &Batch<'_>) -> Result<Option<CheckpointCost>, PipelineError> {
+    fn write(
+        &mut self,
+        batch: &Batch<'_, Records>,
+    ) -> Result<Option<CheckpointCost>, PipelineError> {
         let Some(checkpoint) = &batch.checkpoint else {
             return Err(PipelineError::Bug(
                 "a batch for DuckDB came without its checkpoint".to_owned(),

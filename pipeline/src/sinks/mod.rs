@@ -26,14 +26,14 @@ pub type Offsets = HashMap<(String, i32), i64>;
 /// warehouses before the keyed records did; a warehouse written by another is refused.
 pub const STATE_FORMAT: i32 = 2;
 
-/// One micro-batch as a sink writes it.
+/// One micro-batch as a sink writes it; `T` is the state as that sink stores it.
 #[derive(Debug)]
-pub struct Batch<'a> {
+pub struct Batch<'a, T> {
     /// Names the batch after the offsets it consumed: the same input, the same name.
     pub id: &'a str,
     pub output: &'a Output,
     /// Written with the rows, in the same transaction, every so often: where to resume.
-    pub checkpoint: Option<Checkpoint<'a>>,
+    pub checkpoint: Option<Checkpoint<'a, T>>,
 }
 
 /// Where the pipeline resumes after a restart. A sink that checkpoints with every batch
@@ -41,33 +41,43 @@ pub struct Batch<'a> {
 /// often (BigQuery) is given again the rows written after its checkpoint, derived anew
 /// from the same input, and merges them unchanged.
 #[derive(Debug)]
-pub struct Checkpoint<'a> {
+pub struct Checkpoint<'a, T> {
     /// The next offset to read per partition, for those that moved since the last one.
     pub offsets: &'a [(String, i32, i64)],
-    /// The transformation state after this batch.
-    pub state: &'a State,
-    /// The keys of `state` whose records changed since the last checkpoint, for sinks
-    /// that write the state incrementally.
-    pub changes: &'a Changes,
+    /// The transformation state after this batch, encoded by [`Sink::snapshot`].
+    pub state: &'a T,
 }
 
 /// What storing one checkpoint's state cost: the bytes of state written and the time
-/// spent encoding and writing them (within the batch's transaction).
+/// spent writing them within the batch's transaction (the runner adds the encoding's).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CheckpointCost {
     pub bytes: u64,
     pub took: Duration,
 }
 
-/// A warehouse that stores a batch's rows, offsets and state all or nothing.
-pub trait Sink: std::fmt::Debug {
+/// A warehouse that stores a batch's rows, offsets and state all or nothing. It is
+/// `Send` because it writes a batch on a thread of its own while the next one is
+/// transformed.
+pub trait Sink: std::fmt::Debug + Send {
+    /// The state as this sink stores it at a checkpoint.
+    type Snapshot: Send + Sync;
+    /// Encodes the state after a batch (`changes` says which keys changed since the last
+    /// checkpoint, for sinks that write it incrementally), before the next batch moves
+    /// it on.
+    fn snapshot(state: &State, changes: &Changes) -> Result<Self::Snapshot, PipelineError>
+    where
+        Self: Sized;
     /// The offsets stored with the last batch.
     fn offsets(&mut self) -> Result<Offsets, PipelineError>;
     /// The transformation state stored with the last batch, if any.
     fn state(&mut self) -> Result<Option<State>, PipelineError>;
     /// Writes the batch, and its checkpoint if it has one (saying what that cost); when
     /// this returns `Ok` it is durable.
-    fn write(&mut self, batch: &Batch<'_>) -> Result<Option<CheckpointCost>, PipelineError>;
+    fn write(
+        &mut self,
+        batch: &Batch<'_, Self::Snapshot>,
+    ) -> Result<Option<CheckpointCost>, PipelineError>;
     /// Whether every batch must carry a checkpoint: a sink that appends rows the
     /// transformation knows are new would otherwise store twice those a restart derives
     /// again.

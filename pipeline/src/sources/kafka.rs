@@ -109,6 +109,10 @@ impl Kafka {
 }
 
 impl Source for Kafka {
+    fn rebalances(&self) -> bool {
+        true
+    }
+
     fn poll(&mut self, limits: &BatchLimits) -> Result<Polled, PipelineError> {
         let began = Instant::now();
         let mut records = Vec::new();

@@ -58,6 +58,13 @@ pub trait Source {
     /// Tells the source everything before these offsets is durably written.
     fn commit(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<(), PipelineError>;
 
+    /// Whether partitions can move to another instance during a poll (a consumer
+    /// group): then every batch read is written and committed before the next poll, so
+    /// that a partition's new owner never reads what this instance is about to write.
+    fn rebalances(&self) -> bool {
+        false
+    }
+
     /// Messages behind the end of the input, where the source can tell.
     fn lag(&self) -> Option<i64> {
         None

@@ -30,7 +30,7 @@ use super::{
 use crate::error::PipelineError;
 use crate::transforms::Output;
 use crate::transforms::arrow::record_batches;
-use crate::transforms::state::State;
+use crate::transforms::state::{Changes, State};
 
 /// Where and how to reach BigQuery.
 #[derive(Clone, Debug)]
@@ -203,7 +203,7 @@ impl BigQuery {
         &self,
         id: &str,
         output: &Output,
-        streaming: Option<&Batch<'_>>,
+        streaming: Option<&Batch<'_, String>>,
     ) -> Result<Option<CheckpointCost>, PipelineError> {
         let tables = record_batches(&output.tables)
             .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
@@ -231,7 +231,7 @@ impl BigQuery {
         let mut state_bytes = 0;
         let bookkeeping = match streaming {
             Some(Batch {
-                checkpoint: Some(Checkpoint { offsets, state, .. }),
+                checkpoint: Some(Checkpoint { offsets, state }),
                 ..
             }) => vec![
                 (
@@ -284,9 +284,8 @@ impl BigQuery {
         Ok(cost)
     }
 
-    /// The checkpoint row of `state`, adding its size to `bytes`.
-    fn state_batch(&self, state: &State, bytes: &mut u64) -> Result<RecordBatch, PipelineError> {
-        let json = encode_state(state)?;
+    /// The checkpoint row of the state's JSON, adding its size to `bytes`.
+    fn state_batch(&self, json: &str, bytes: &mut u64) -> Result<RecordBatch, PipelineError> {
         *bytes += json.len() as u64;
         RecordBatch::try_new(
             state_schema(),
@@ -328,6 +327,14 @@ impl BigQuery {
 }
 
 impl Sink for BigQuery {
+    /// The whole state as JSON, one row: BigQuery's own issue moves the state to
+    /// object storage, written incrementally.
+    type Snapshot = String;
+
+    fn snapshot(state: &State, _: &Changes) -> Result<String, PipelineError> {
+        encode_state(state)
+    }
+
     fn offsets(&mut self) -> Result<Offsets, PipelineError> {
         let sql = format!(
             "SELECT topic, kafka_partition, next_offset FROM `{}`",
@@ -381,7 +388,10 @@ impl Sink for BigQuery {
         }
     }
 
-    fn write(&mut self, batch: &Batch<'_>) -> Result<Option<CheckpointCost>, PipelineError> {
+    fn write(
+        &mut self,
+        batch: &Batch<'_, String>,
+    ) -> Result<Option<CheckpointCost>, PipelineError> {
         self.merge_batch(batch.id, batch.output, Some(batch))
     }
 
