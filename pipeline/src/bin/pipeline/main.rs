@@ -1,6 +1,12 @@
 //! The `pipeline` binary: events from Kafka or files into the DuckDB or BigQuery
 //! warehouse, resuming exactly where the warehouse says it stopped.
 
+/// mimalloc rather than the system's allocator: a run allocates rows, strings and state
+/// records by the million, and a million users' day from files took 40.9 s with it
+/// (twice) against 47.8 s with glibc's, at the same peak memory (2 cores, 2026-12-06).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod report;
 mod settings;
 
