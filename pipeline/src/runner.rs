@@ -305,11 +305,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
             let (output, written) = std::thread::scope(|scope| {
                 let writing = pending.as_ref().map(|job| {
                     let retrying = &retrying;
-                    scope.spawn(move || {
-                        let writing = Instant::now();
-                        let written = retrying.run("warehouse", || sink.write(&job.batch()));
-                        (written, writing.elapsed())
-                    })
+                    scope.spawn(move || write_job(sink, job, retrying))
                 });
                 let output = transformer.process(
                     fresh.iter().map(|r| Message {
@@ -413,10 +409,8 @@ impl<S: Source, K: Sink> Runner<S, K> {
             metrics: &self.metrics,
             stop,
         };
-        let sink = &mut self.sink;
-        let writing = Instant::now();
-        let written = retrying.run("warehouse", || sink.write(&job.batch()))?;
-        self.complete(job, written, writing.elapsed(), totals, observer)
+        let (written, took) = write_job(&mut self.sink, &job, &retrying);
+        self.complete(job, written?, took, totals, observer)
     }
 
     /// After a batch is durable: commits its checkpoint's offsets to the source and
@@ -504,6 +498,19 @@ impl<S: Source, K: Sink> Runner<S, K> {
         job.counted = false;
         self.write(job, stop, totals, observer)
     }
+}
+
+/// Writes a batch into `sink`, retried under `retrying`, and says how long that took:
+/// on the loop's thread or on the thread that writes while the next batch is
+/// transformed.
+fn write_job<K: Sink>(
+    sink: &mut K,
+    job: &Job<K::Snapshot>,
+    retrying: &Retrying<'_>,
+) -> (Result<Option<CheckpointCost>, PipelineError>, Duration) {
+    let writing = Instant::now();
+    let written = retrying.run("warehouse", || sink.write(&job.batch()));
+    (written, writing.elapsed())
 }
 
 /// A batch as the transformation left it.

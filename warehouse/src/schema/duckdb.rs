@@ -21,34 +21,34 @@ pub fn sql_type(ty: ColumnType) -> &'static str {
 /// is declared, so that loads can use `INSERT OR IGNORE`; the others are named in the
 /// table's comment.
 pub fn create_table(table: &Table) -> String {
-    let mut sql = format!("CREATE TABLE IF NOT EXISTS \"{}\" (\n", table.name);
-    for column in table.columns {
-        let not_null = if column.nullable { "" } else { " NOT NULL" };
-        let _ = writeln!(
-            sql,
-            "  \"{}\" {}{not_null},",
-            column.name,
-            sql_type(column.ty)
-        );
-    }
-    let key: Vec<String> = table
-        .primary_key
+    let mut lines: Vec<String> = table
+        .columns
         .iter()
-        .map(|name| format!("\"{name}\""))
+        .map(|column| {
+            let not_null = if column.nullable { "" } else { " NOT NULL" };
+            format!("  \"{}\" {}{not_null}", column.name, sql_type(column.ty))
+        })
         .collect();
     let description = if table.key_enforced {
-        let _ = write!(sql, "  PRIMARY KEY ({})\n);", key.join(", "));
+        let quoted: Vec<String> = table
+            .primary_key
+            .iter()
+            .map(|name| format!("\"{name}\""))
+            .collect();
+        lines.push(format!("  PRIMARY KEY ({})", quoted.join(", ")));
         table.description.to_owned()
     } else {
-        // The last column's comma goes with the key clause.
-        sql.truncate(sql.len() - 2);
-        sql.push_str("\n);");
         format!(
             "{} Unique on ({}) by construction; not enforced.",
             table.description,
             table.primary_key.join(", ")
         )
     };
+    let mut sql = format!(
+        "CREATE TABLE IF NOT EXISTS \"{}\" (\n{}\n);",
+        table.name,
+        lines.join(",\n")
+    );
     let _ = write!(
         sql,
         "\nCOMMENT ON TABLE \"{}\" IS {};",

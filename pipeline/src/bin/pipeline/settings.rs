@@ -455,11 +455,11 @@ impl Settings {
                 pipeline::runner::CHECKPOINT_EVERY,
                 std::time::Duration::from_millis,
             ),
-            duckdb_memory_mb: positive(
-                "duckdb_memory_mb",
-                s.duckdb_memory_mb.map(|mb| mb as i64),
-                pipeline::sinks::duckdb::MEMORY_LIMIT_MB as i64,
-            )? as u64,
+            duckdb_memory_mb: match s.duckdb_memory_mb {
+                Some(0) => bail!("duckdb_memory_mb 0: must be positive"),
+                Some(mb) => mb,
+                None => pipeline::sinks::duckdb::MEMORY_LIMIT_MB,
+            },
             transform: pipeline::transforms::Config {
                 session_timeout_ms: positive(
                     "session_timeout_s",
