@@ -1000,7 +1000,8 @@ fn dead_letters_wait_for_a_broker_that_went_away_and_nothing_is_lost() {
 
 /// Checkpoints written record by record, each only with what changed since the last
 /// one (the events a long session gained beside its record rather than the record
-/// again), give back the state the transformation holds, at any batch.
+/// again), give back the state the transformation holds, at any batch, and also after
+/// the stale records were compacted away.
 #[test]
 fn incremental_checkpoints_restore_the_state_the_transformation_holds() {
     use pipeline::sinks::Checkpoint;
@@ -1016,7 +1017,7 @@ fn incremental_checkpoints_restore_the_state_the_transformation_holds() {
     let mut sink = DuckDb::open(&path).unwrap();
     let longest = partitions.iter().map(|p| p.payloads.len()).max().unwrap();
     let (mut written, mut held) = (Vec::new(), Vec::new());
-    let mut appended = 0;
+    let (mut appended, mut session_records) = (0, 0);
     for start in (0..longest).step_by(97) {
         let messages = partitions.iter().flat_map(|p| {
             (start..(start + 97).min(p.payloads.len())).map(|offset| p.message(offset))
@@ -1026,6 +1027,7 @@ fn incremental_checkpoints_restore_the_state_the_transformation_holds() {
         let state = transformer.state();
         let records = state.records(&changes).unwrap();
         appended += records.session_events.len();
+        session_records += records.sessions.len();
         written.push(records.bytes());
         held.push(state.records(&state.everything()).unwrap().bytes());
         let checkpoint = Checkpoint {
@@ -1051,6 +1053,91 @@ fn incremental_checkpoints_restore_the_state_the_transformation_holds() {
         appended > 0,
         "no session's events were appended beside its record"
     );
+    // Records are appended and the stale ones dropped now and then: states restored
+    // after a compaction are among those compared above.
+    let kept: usize = sink
+        .connection()
+        .query_row("SELECT count(*) FROM pipeline_state_sessions", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        kept < session_records,
+        "the sessions' records were never compacted: {kept} kept of {session_records} written"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Record tables as the previous version kept them (a record replaced in place, the
+/// keys indexed) are rewritten for appending when the warehouse opens, and the state
+/// they hold reads back whole.
+#[test]
+fn a_checkpoint_in_the_previous_versions_record_tables_reads_back_after_the_upgrade() {
+    use pipeline::transforms::Transformer;
+    use pipeline::transforms::state::RECORD_FORMAT;
+
+    let dir = temp_dir("record-tables");
+    let path = dir.join("w.duckdb");
+    let partitions = common::simulated(40, 1, 21, 2);
+    let mut transformer = Transformer::new(Config::default());
+    for p in &partitions {
+        transformer.track(p.kind, &p.topic, p.partition);
+    }
+    // Half of each partition, so that some sessions are still open.
+    transformer.process(
+        partitions
+            .iter()
+            .flat_map(|p| (0..p.payloads.len() / 2).map(|offset| p.message(offset))),
+        0,
+    );
+    let state = transformer.state();
+    let records = state.records(&state.everything()).unwrap();
+    assert!(!state.open.is_empty() && !state.users.is_empty());
+    {
+        let connection = duckdb::Connection::open(&path).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE pipeline_checkpoint (id INTEGER PRIMARY KEY, format INTEGER NOT NULL, clocks BLOB NOT NULL);
+                 CREATE TABLE pipeline_state_sessions (session_key BIGINT PRIMARY KEY, record BLOB NOT NULL);
+                 CREATE TABLE pipeline_state_session_events (session_key BIGINT NOT NULL, record BLOB NOT NULL);
+                 CREATE TABLE pipeline_state_users (user_id BIGINT PRIMARY KEY, record BLOB NOT NULL);",
+            )
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO pipeline_checkpoint VALUES (1, ?, ?)",
+                duckdb::params![i32::from(RECORD_FORMAT), records.clocks],
+            )
+            .unwrap();
+        for (table, rows) in [
+            ("pipeline_state_sessions", &records.sessions),
+            ("pipeline_state_users", &records.users),
+        ] {
+            for (key, record) in rows {
+                connection
+                    .execute(
+                        &format!("INSERT INTO {table} VALUES (?, ?)"),
+                        duckdb::params![key, record.as_ref().unwrap()],
+                    )
+                    .unwrap();
+            }
+        }
+    }
+    let sink = DuckDb::open(&path).unwrap();
+    let restored = sink.stored_state().unwrap().unwrap();
+    assert!(
+        restored == *state,
+        "the upgraded checkpoint reads back otherwise"
+    );
+    let columns: i64 = sink
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM duckdb_columns() WHERE table_name LIKE 'pipeline_state_%' AND column_name = 'seq'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(columns, 3, "every record table is appended to now");
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -228,6 +228,11 @@ pub struct Records {
     pub sessions: Vec<(i64, Option<Vec<u8>>)>,
     pub session_events: Vec<(i64, Vec<u8>)>,
     pub users: Vec<(i64, Option<Vec<u8>>)>,
+    /// How many sessions (open and closed) and users the state holds: a store that
+    /// keeps superseded records beside the current ones can tell from these how much of
+    /// it is stale.
+    pub live_sessions: usize,
+    pub live_users: usize,
 }
 
 /// Page views and listens appended to an open session since a checkpoint, and from
@@ -376,6 +381,8 @@ impl State {
             sessions,
             session_events,
             users,
+            live_sessions: self.open.len() + self.closed.len(),
+            live_users: self.users.len(),
         })
     }
 
