@@ -244,6 +244,9 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 }
                 Polled::Records(records) => records,
             };
+            for (topic, partition) in self.source.revoked() {
+                self.transformer.untrack(&topic, partition);
+            }
             for (kind, topic, partition) in self.source.partitions() {
                 self.transformer.track(kind, &topic, partition);
             }
@@ -847,6 +850,71 @@ mod tests {
         assert_eq!(polls(true), [(0, 0), (1, 1), (2, 2), (3, 3)]);
         // Each batch is written while the next is read and transformed.
         assert_eq!(polls(false), [(0, 0), (1, 0), (2, 1), (3, 2)]);
+    }
+
+    /// Two one-message batches from `listen_events`: before the first it reads
+    /// partitions 0 and 1, and the group revokes 1 before the second.
+    #[derive(Debug)]
+    struct Revoking {
+        polls: usize,
+        revoked: Vec<(String, i32)>,
+    }
+
+    impl Source for Revoking {
+        fn poll(&mut self, _: &BatchLimits) -> Result<Polled, PipelineError> {
+            self.polls += 1;
+            if self.polls == 2 {
+                self.revoked.push(("listen_events".to_owned(), 1));
+            }
+            if self.polls > 2 {
+                return Ok(Polled::End);
+            }
+            Ok(Polled::Records(vec![Record {
+                kind: EventKind::Listen,
+                topic: "listen_events".to_owned(),
+                partition: 0,
+                offset: self.polls as i64,
+                payload: b"{".to_vec(),
+            }]))
+        }
+        fn partitions(&self) -> Vec<(EventKind, String, i32)> {
+            let numbers = if self.polls < 2 { 0..2 } else { 0..1 };
+            numbers
+                .map(|n| (EventKind::Listen, "listen_events".to_owned(), n))
+                .collect()
+        }
+        fn revoked(&mut self) -> Vec<(String, i32)> {
+            std::mem::take(&mut self.revoked)
+        }
+        fn commit(&mut self, _: &[(String, i32, i64)]) -> Result<(), PipelineError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_revoked_partition_no_longer_holds_the_watermark_back() {
+        let source = Revoking {
+            polls: 0,
+            revoked: Vec::new(),
+        };
+        let mut runner = Runner::new(
+            source,
+            Flaky::default(),
+            Config::default(),
+            BatchLimits::default(),
+        )
+        .unwrap();
+        runner
+            .run(Until::Stopped, &AtomicBool::new(false), &mut Silent)
+            .unwrap();
+        let clocks: Vec<(&str, i32)> = runner
+            .state()
+            .clocks
+            .iter()
+            .map(|c| (c.topic.as_str(), c.partition))
+            .collect();
+        // A clock left behind would wait for a partition that delivers here no more.
+        assert_eq!(clocks, [("listen_events", 0)]);
     }
 
     #[test]

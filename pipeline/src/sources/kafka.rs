@@ -9,11 +9,12 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use warehouse::raw::EventKind;
 
 use super::{BatchLimits, Polled, Record, Source};
@@ -33,12 +34,36 @@ pub struct KafkaOptions {
     pub settings: Vec<(String, String)>,
 }
 
+/// Hears the group's rebalances, which librdkafka reports from inside a poll.
+#[derive(Default)]
+struct Rebalances {
+    /// Partitions revoked since the source last looked.
+    revoked: Mutex<Vec<(String, i32)>>,
+}
+
+impl ClientContext for Rebalances {}
+
+impl ConsumerContext for Rebalances {
+    fn pre_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let mut revoked = self.revoked.lock().unwrap_or_else(PoisonError::into_inner);
+            revoked.extend(
+                list.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition())),
+            );
+        }
+    }
+}
+
 pub struct Kafka {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Rebalances>,
     kinds: HashMap<String, EventKind>,
     options: KafkaOptions,
     /// The partitions last reported, to log when the group moves them.
     assigned: RefCell<Vec<(String, i32)>>,
+    /// Partitions revoked whose messages were dropped, for [`Source::revoked`].
+    revoked: Vec<(String, i32)>,
 }
 
 impl std::fmt::Debug for Kafka {
@@ -78,8 +103,8 @@ impl Kafka {
         for (key, value) in &options.settings {
             config.set(key, value);
         }
-        let consumer: BaseConsumer = config
-            .create()
+        let consumer: BaseConsumer<Rebalances> = config
+            .create_with_context(Rebalances::default())
             .map_err(PipelineError::kafka_settings("the consumer"))?;
         consumer
             .fetch_metadata(None, CONNECT_TIMEOUT)
@@ -104,7 +129,38 @@ impl Kafka {
             kinds,
             options,
             assigned: RefCell::new(Vec::new()),
+            revoked: Vec::new(),
         })
+    }
+
+    /// Drops from a batch being filled the messages of partitions the group revoked
+    /// during the last poll: their new owner reads them again from the offsets this
+    /// instance committed, so writing them here too would write them twice.
+    fn drop_revoked(&mut self, records: &mut Vec<Record>, bytes: &mut usize) {
+        let revoked = std::mem::take(
+            &mut *self
+                .consumer
+                .context()
+                .revoked
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        if revoked.is_empty() {
+            return;
+        }
+        let before = records.len();
+        records.retain(|r| {
+            !revoked
+                .iter()
+                .any(|(topic, partition)| *partition == r.partition && *topic == r.topic)
+        });
+        *bytes = records.iter().map(|r| r.payload.len()).sum();
+        tracing::info!(
+            partitions = revoked.len(),
+            dropped = before - records.len(),
+            "the group revoked partitions; their messages not yet written are left to the new owner"
+        );
+        self.revoked.extend(revoked);
     }
 }
 
@@ -121,32 +177,38 @@ impl Source for Kafka {
             let Some(left) = limits.max_wait.checked_sub(began.elapsed()) else {
                 break;
             };
-            let Some(result) = self.consumer.poll(left) else {
-                break;
-            };
             // librdkafka retries broker failures itself; what reaches here is reported
             // and the loop goes on.
-            let message = match result {
-                Ok(message) => message,
-                Err(e) => {
+            let record = match self.consumer.poll(left) {
+                None => None,
+                Some(Ok(message)) => Some(self.kinds.get(message.topic()).map(|kind| Record {
+                    kind: *kind,
+                    topic: message.topic().to_owned(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    payload: message.payload().unwrap_or_default().to_vec(),
+                })),
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "Kafka");
-                    continue;
+                    Some(None)
                 }
             };
-            let Some(kind) = self.kinds.get(message.topic()).copied() else {
-                continue;
-            };
-            let payload = message.payload().unwrap_or_default().to_vec();
-            bytes += payload.len();
-            records.push(Record {
-                kind,
-                topic: message.topic().to_owned(),
-                partition: message.partition(),
-                offset: message.offset(),
-                payload,
-            });
+            let arrived = record.is_some();
+            if let Some(record) = record.flatten() {
+                bytes += record.payload.len();
+                records.push(record);
+            }
+            // The poll may have run a revocation.
+            self.drop_revoked(&mut records, &mut bytes);
+            if !arrived {
+                break;
+            }
         }
         Ok(Polled::Records(records))
+    }
+
+    fn revoked(&mut self) -> Vec<(String, i32)> {
+        std::mem::take(&mut self.revoked)
     }
 
     fn partitions(&self) -> Vec<(EventKind, String, i32)> {

@@ -65,6 +65,12 @@ pub trait Source {
         false
     }
 
+    /// Partitions taken away from this source since the last call (a consumer group's
+    /// revocation): the transformation stops waiting for their event time.
+    fn revoked(&mut self) -> Vec<(String, i32)> {
+        Vec::new()
+    }
+
     /// Messages behind the end of the input, where the source can tell.
     fn lag(&self) -> Option<i64> {
         None

@@ -176,6 +176,14 @@ impl Transformer {
         }
     }
 
+    /// Forgets a partition the caller no longer reads: the watermark stops waiting for
+    /// it, which it would otherwise hold back for good.
+    pub fn untrack(&mut self, topic: &str, partition: i32) {
+        self.state
+            .clocks
+            .retain(|c| c.partition != partition || c.topic != topic);
+    }
+
     /// Transforms a batch. Sessions the watermark has passed are closed at its end.
     pub fn process<'a>(
         &mut self,
