@@ -11,7 +11,6 @@ use std::collections::{HashMap, HashSet};
 
 use common::{Warehouse, apply, simulated};
 use pipeline::transforms::rows::Tables;
-use pipeline::transforms::{Config, Transformer};
 use warehouse::keys;
 use warehouse::raw::{EventKind, RawEvent};
 
@@ -74,10 +73,7 @@ impl Merged {
 #[test]
 fn simulated_events_become_consistent_facts() {
     let partitions = simulated(300, 4, 8, 4);
-    let mut transformer = Transformer::new(Config::default());
-    for p in &partitions {
-        transformer.track(p.kind, &p.topic, p.partition);
-    }
+    let mut transformer = common::transformer_over(&partitions);
     // Round-robin over partitions, a few messages at a time, in batches of 1,000.
     let mut order = Vec::new();
     let longest = partitions.iter().map(|p| p.payloads.len()).max().unwrap();

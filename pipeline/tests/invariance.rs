@@ -77,10 +77,7 @@ impl Store {
 
 fn run(schedule: Option<&Schedule>) -> (Warehouse, u64, u64) {
     let partitions = events();
-    let mut transformer = Transformer::new(Config::default());
-    for p in partitions {
-        transformer.track(p.kind, &p.topic, p.partition);
-    }
+    let mut transformer = common::transformer_over(partitions);
     // The delivery order: (partition, offset), with rewinds replaying ranges.
     let mut order: Vec<(usize, usize)> = Vec::new();
     let mut next = vec![0usize; partitions.len()];

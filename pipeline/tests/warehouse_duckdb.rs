@@ -1005,15 +1005,11 @@ fn dead_letters_wait_for_a_broker_that_went_away_and_nothing_is_lost() {
 #[test]
 fn incremental_checkpoints_restore_the_state_the_transformation_holds() {
     use pipeline::sinks::Checkpoint;
-    use pipeline::transforms::Transformer;
 
     let dir = temp_dir("incremental");
     let path = dir.join("w.duckdb");
     let partitions = common::simulated(60, 2, 21, 2);
-    let mut transformer = Transformer::new(Config::default());
-    for p in &partitions {
-        transformer.track(p.kind, &p.topic, p.partition);
-    }
+    let mut transformer = common::transformer_over(&partitions);
     let mut sink = DuckDb::open(&path).unwrap();
     let longest = partitions.iter().map(|p| p.payloads.len()).max().unwrap();
     let (mut written, mut held) = (Vec::new(), Vec::new());
@@ -1073,16 +1069,12 @@ fn incremental_checkpoints_restore_the_state_the_transformation_holds() {
 /// they hold reads back whole.
 #[test]
 fn a_checkpoint_in_the_previous_versions_record_tables_reads_back_after_the_upgrade() {
-    use pipeline::transforms::Transformer;
     use pipeline::transforms::state::RECORD_FORMAT;
 
     let dir = temp_dir("record-tables");
     let path = dir.join("w.duckdb");
     let partitions = common::simulated(40, 1, 21, 2);
-    let mut transformer = Transformer::new(Config::default());
-    for p in &partitions {
-        transformer.track(p.kind, &p.topic, p.partition);
-    }
+    let mut transformer = common::transformer_over(&partitions);
     // Half of each partition, so that some sessions are still open.
     transformer.process(
         partitions

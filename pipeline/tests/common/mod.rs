@@ -8,7 +8,7 @@
 use std::sync::atomic::AtomicBool;
 
 use pipeline::transforms::arrow::record_batches;
-use pipeline::transforms::{Message, Output};
+use pipeline::transforms::{Config, Message, Output, Transformer};
 use simulator::engine::{self, Options, Quiet};
 use simulator::population::Places;
 use simulator::sinks::{Memory, Sink};
@@ -23,6 +23,15 @@ pub struct Partition {
     pub topic: String,
     pub partition: i32,
     pub payloads: Vec<Vec<u8>>,
+}
+
+/// A transformation with the default settings that waits for every one of `partitions`.
+pub fn transformer_over(partitions: &[Partition]) -> Transformer {
+    let mut transformer = Transformer::new(Config::default());
+    for p in partitions {
+        transformer.track(p.kind, &p.topic, p.partition);
+    }
+    transformer
 }
 
 impl Partition {
@@ -192,13 +201,8 @@ pub fn run_into<K: pipeline::sinks::Sink>(
         ..pipeline::sources::BatchLimits::default()
     };
     let source = pipeline::sources::files::Files::open(input, &topics()).unwrap();
-    let mut runner = pipeline::runner::Runner::new(
-        source,
-        sink,
-        pipeline::transforms::Config::default(),
-        limits,
-    )
-    .unwrap();
+    let mut runner =
+        pipeline::runner::Runner::new(source, sink, Config::default(), limits).unwrap();
     let totals = runner
         .run(
             pipeline::runner::Until::IdleFor(std::time::Duration::ZERO),
