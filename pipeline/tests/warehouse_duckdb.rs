@@ -1064,12 +1064,29 @@ fn incremental_checkpoints_restore_the_state_the_transformation_holds() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Record tables as the previous version kept them (a record replaced in place, the
-/// keys indexed) are rewritten for appending when the warehouse opens, and the state
-/// they hold reads back whole.
+/// A checkpoint as the previous version wrote it (records of format 4, where a user's
+/// held their details; record tables that replaced a record in place, the keys
+/// indexed) is read back whole: the tables are rewritten for appending when the
+/// warehouse opens, and the users' details dropped.
 #[test]
-fn a_checkpoint_in_the_previous_versions_record_tables_reads_back_after_the_upgrade() {
-    use pipeline::transforms::state::RECORD_FORMAT;
+fn a_checkpoint_of_the_previous_version_reads_back_after_the_upgrade() {
+    use pipeline::transforms::state::{ListenTrail, PREVIOUS_RECORD_FORMAT};
+
+    /// A user's record in format 4.
+    #[derive(serde::Serialize)]
+    struct PreviousUser<'a> {
+        first_name: &'a str,
+        last_name: &'a str,
+        gender: &'a str,
+        registration_ms: i64,
+        city: &'a str,
+        zip: &'a str,
+        state: &'a str,
+        lon: f64,
+        lat: f64,
+        versions: &'a [(i64, bool)],
+        trail: &'a Option<ListenTrail>,
+    }
 
     let dir = temp_dir("record-tables");
     let path = dir.join("w.duckdb");
@@ -1085,6 +1102,8 @@ fn a_checkpoint_in_the_previous_versions_record_tables_reads_back_after_the_upgr
     let state = transformer.state();
     let records = state.records(&state.everything()).unwrap();
     assert!(!state.open.is_empty() && !state.users.is_empty());
+    // Sessions and clocks encode as they did; only the format byte differs.
+    let previous = |record: &[u8]| [&[PREVIOUS_RECORD_FORMAT], &record[1..]].concat();
     {
         let connection = duckdb::Connection::open(&path).unwrap();
         connection
@@ -1098,21 +1117,39 @@ fn a_checkpoint_in_the_previous_versions_record_tables_reads_back_after_the_upgr
         connection
             .execute(
                 "INSERT INTO pipeline_checkpoint VALUES (1, ?, ?)",
-                duckdb::params![i32::from(RECORD_FORMAT), records.clocks],
+                duckdb::params![i32::from(PREVIOUS_RECORD_FORMAT), previous(&records.clocks)],
             )
             .unwrap();
-        for (table, rows) in [
-            ("pipeline_state_sessions", &records.sessions),
-            ("pipeline_state_users", &records.users),
-        ] {
-            for (key, record) in rows {
-                connection
-                    .execute(
-                        &format!("INSERT INTO {table} VALUES (?, ?)"),
-                        duckdb::params![key, record.as_ref().unwrap()],
-                    )
-                    .unwrap();
-            }
+        for (key, record) in &records.sessions {
+            connection
+                .execute(
+                    "INSERT INTO pipeline_state_sessions VALUES (?, ?)",
+                    duckdb::params![key, previous(record.as_ref().unwrap())],
+                )
+                .unwrap();
+        }
+        for (key, user) in &state.users {
+            let details = PreviousUser {
+                first_name: "Ada",
+                last_name: "Lovelace",
+                gender: "F",
+                registration_ms: user.registration_ms,
+                city: "London",
+                zip: "W1",
+                state: "GB",
+                lon: -0.14,
+                lat: 51.5,
+                versions: &user.versions,
+                trail: &user.trail,
+            };
+            let mut record = vec![PREVIOUS_RECORD_FORMAT];
+            record.extend(postcard::to_allocvec(&details).unwrap());
+            connection
+                .execute(
+                    "INSERT INTO pipeline_state_users VALUES (?, ?)",
+                    duckdb::params![key, record],
+                )
+                .unwrap();
         }
     }
     let sink = DuckDb::open(&path).unwrap();

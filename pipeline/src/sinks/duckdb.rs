@@ -19,7 +19,7 @@ use super::{Batch, Checkpoint, CheckpointCost, Offsets, Sink, decode_state, unre
 use crate::error::PipelineError;
 use crate::transforms::Output;
 use crate::transforms::arrow::record_batches;
-use crate::transforms::state::{Changes, RECORD_FORMAT, Records, State};
+use crate::transforms::state::{Changes, PREVIOUS_RECORD_FORMAT, RECORD_FORMAT, Records, State};
 
 /// Bookkeeping tables beside the warehouse's own: the offsets and the clocks. The
 /// state's record tables are [`STATE_TABLES`].
@@ -378,7 +378,8 @@ impl DuckDb {
         let Some((format, clocks)) = meta else {
             return Ok(None);
         };
-        if format != i32::from(RECORD_FORMAT) {
+        // The previous format's records read too (a user's lose their details).
+        if format != i32::from(RECORD_FORMAT) && format != i32::from(PREVIOUS_RECORD_FORMAT) {
             return Err(unreadable_format(
                 &self.path,
                 format,

@@ -96,21 +96,32 @@ pub struct Closed {
     pub evict_after_ms: i64,
 }
 
-/// A user's details as first seen, and the history of their level.
+/// What a user's later events need: when they registered, the history of their level,
+/// and their listen trail. Not their details: every logged-in event carries those, and
+/// a version's rows take them from the event that makes it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct UserState {
-    pub first_name: String,
-    pub last_name: String,
-    pub gender: String,
     pub registration_ms: i64,
-    pub city: String,
-    pub zip: String,
-    pub state: String,
-    pub lon: f64,
-    pub lat: f64,
     /// Every version: when it began and whether the user was paying.
     pub versions: Vec<(i64, bool)>,
     pub trail: Option<ListenTrail>,
+}
+
+/// A user's record in [`PREVIOUS_RECORD_FORMAT`], which also held their details as
+/// first seen; read, and the details dropped.
+#[derive(Deserialize)]
+struct PreviousUserState {
+    _first_name: String,
+    _last_name: String,
+    _gender: String,
+    registration_ms: i64,
+    _city: String,
+    _zip: String,
+    _state: String,
+    _lon: f64,
+    _lat: f64,
+    versions: Vec<(i64, bool)>,
+    trail: Option<ListenTrail>,
 }
 
 /// Everything that crosses batch boundaries.
@@ -194,8 +205,12 @@ impl Changes {
 }
 
 /// The version of the records' encoding: the first byte of every record. A record of
-/// another version is refused rather than misread.
-pub const RECORD_FORMAT: u8 = 4;
+/// another version is refused rather than misread, but for the previous one.
+pub const RECORD_FORMAT: u8 = 5;
+
+/// The format before: the same records, but for a user's, which held their details
+/// ([`PreviousUserState`]). Read, so that a warehouse of the previous version resumes.
+pub const PREVIOUS_RECORD_FORMAT: u8 = 4;
 
 /// A session's record: open, or closed and remembered for a while.
 #[derive(Deserialize)]
@@ -284,12 +299,28 @@ fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, R
         problem,
     };
     match bytes.split_first() {
-        Some((&RECORD_FORMAT, rest)) => postcard::from_bytes(rest).map_err(|e| fail(e.to_string())),
+        Some((&(RECORD_FORMAT | PREVIOUS_RECORD_FORMAT), rest)) => {
+            postcard::from_bytes(rest).map_err(|e| fail(e.to_string()))
+        }
         Some((format, _)) => Err(fail(format!(
-            "written in format {format}, this pipeline reads format {RECORD_FORMAT}"
+            "written in format {format}, this pipeline reads formats {PREVIOUS_RECORD_FORMAT} and {RECORD_FORMAT}"
         ))),
         None => Err(fail("empty".to_owned())),
     }
+}
+
+/// A user's record, in this format or the previous one.
+fn decode_user(key: i64, bytes: &[u8]) -> Result<UserState, RecordError> {
+    let what = format!("user {key}");
+    if bytes.first() != Some(&PREVIOUS_RECORD_FORMAT) {
+        return decode(&what, bytes);
+    }
+    let previous: PreviousUserState = decode(&what, bytes)?;
+    Ok(UserState {
+        registration_ms: previous.registration_ms,
+        versions: previous.versions,
+        trail: previous.trail,
+    })
 }
 
 impl Session {
@@ -436,9 +467,7 @@ impl State {
             extended.push(key);
         }
         for (key, bytes) in users {
-            state
-                .users
-                .insert(key, decode(&format!("user {key}"), &bytes)?);
+            state.users.insert(key, decode_user(key, &bytes)?);
         }
         state.rebuild_keys();
         // The record holds the session's first and last times as they were when it was

@@ -1,5 +1,4 @@
-//! User history: each user's details as first seen and the type-2 versions of their
-//! level.
+//! User history: the type-2 versions of each user's level.
 
 use warehouse::keys;
 use warehouse::raw::{EventContext, Level};
@@ -26,18 +25,12 @@ impl Transformer {
             .users
             .entry(user_id)
             .or_insert_with(|| UserState {
-                first_name: user.first_name.to_string(),
-                last_name: user.last_name.to_string(),
-                gender: user.gender.to_string(),
                 registration_ms: user.registration,
-                city: c.location.city.to_string(),
-                zip: c.location.zip.to_string(),
-                state: c.location.state.to_string(),
-                lon: c.location.lon,
-                lat: c.location.lat,
                 versions: Vec::new(),
                 trail: None,
             });
+        // The details and the place come from this event, which starts a version: the
+        // simulator, like eventsim, gives a user one name and one home.
         let emit = |state: &UserState, i: usize, out: &mut Output| {
             let (from, paid) = state.versions[i];
             let to = state.versions.get(i + 1).map(|(next, _)| *next);
@@ -47,16 +40,16 @@ impl Transformer {
                 UserRow {
                     user_key,
                     user_id,
-                    first_name: state.first_name.clone(),
-                    last_name: state.last_name.clone(),
-                    gender: state.gender.clone(),
+                    first_name: user.first_name.to_string(),
+                    last_name: user.last_name.to_string(),
+                    gender: user.gender.to_string(),
                     level: level_name(paid).to_owned(),
                     registration_ms: state.registration_ms,
-                    registration_city: state.city.clone(),
-                    registration_zip: state.zip.clone(),
-                    registration_state: state.state.clone(),
-                    registration_lon: state.lon,
-                    registration_lat: state.lat,
+                    registration_city: c.location.city.to_string(),
+                    registration_zip: c.location.zip.to_string(),
+                    registration_state: c.location.state.to_string(),
+                    registration_lon: c.location.lon,
+                    registration_lat: c.location.lat,
                     valid_from_ms: from,
                     valid_to_ms: to,
                     is_current: to.is_none(),
