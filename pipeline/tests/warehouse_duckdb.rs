@@ -689,6 +689,78 @@ fn wait_for_assignment(log: &Path, want: usize, running: &mut Running) {
     }
 }
 
+/// Waits for a pipeline to exit, which it must do cleanly, and says how many messages
+/// its `done` line counts; none is a failure.
+fn consumed_until_exit(log: &Path, running: &mut Running) -> u64 {
+    let status = running.0.wait().unwrap();
+    let text = std::fs::read_to_string(log).unwrap();
+    assert!(status.success(), "{text}");
+    let done = text.lines().rfind(|l| l.contains(" done ")).unwrap();
+    let n: u64 = done
+        .split("consumed=")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(n > 0, "an instance consumed nothing:\n{text}");
+    n
+}
+
+/// A member that loses partitions to another joining the group stops waiting for their
+/// event time: its checkpointed clocks are those of the partitions it kept. (A clock
+/// left behind would hold its watermark back, and no session would close before the
+/// end.)
+#[test]
+fn partitions_revoked_from_an_instance_leave_its_watermark() {
+    let dir = temp_dir("revoked");
+    let scratch = ScratchBroker::start("pipeline-revoked-test").unwrap();
+    let bootstrap = scratch.broker().bootstrap();
+    let mut kafka = Kafka::connect(KafkaOptions {
+        brokers: bootstrap.clone(),
+        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
+        partitions: 4,
+        replication_factor: 1,
+        compression: "lz4".to_owned(),
+        tag: None,
+        settings: Vec::new(),
+    })
+    .unwrap();
+    let member = |name: &str, idle_s: &str| {
+        let log = dir.join(format!("{name}.log"));
+        let warehouse = dir.join(format!("{name}.duckdb"));
+        let running = spawn(
+            Command::new(env!("CARGO_BIN_EXE_pipeline"))
+                .args(["run", "--kafka-brokers", &bootstrap, "--group", "revoked"])
+                .args(["--duckdb", warehouse.to_str().unwrap()])
+                .args(["--exit-when-idle-s", idle_s, "--batch-max-ms", "300"])
+                .stderr(std::fs::File::create(&log).unwrap()),
+        );
+        (log, warehouse, running)
+    };
+    // The first member alone holds all sixteen partitions, then gives half to the
+    // second; the second outlasts it, so the first never gets them back.
+    let (a_log, a_warehouse, mut a) = member("a", "5");
+    wait_for_assignment(&a_log, 16, &mut a);
+    let (b_log, _, mut b) = member("b", "15");
+    wait_for_assignment(&b_log, 8, &mut b);
+    wait_for_assignment(&a_log, 8, &mut a);
+    simulate(&mut kafka, 60, 1, 12, 2.0);
+    let produced: u64 = kafka.report().delivered.iter().sum();
+    drop(kafka);
+    let consumed = consumed_until_exit(&a_log, &mut a) + consumed_until_exit(&b_log, &mut b);
+    assert_eq!(consumed, produced);
+    let text = std::fs::read_to_string(&a_log).unwrap();
+    assert!(text.contains("the group revoked partitions"), "{text}");
+    // Page views and listens carry sessions: two topics, two partition numbers kept.
+    let state = DuckDb::open(&a_warehouse)
+        .unwrap()
+        .stored_state()
+        .unwrap()
+        .unwrap();
+    assert_eq!(state.clocks.len(), 4, "{:?}", state.clocks);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn two_instances_in_one_group_split_the_partitions_and_together_equal_one() {
     let dir = temp_dir("two");
@@ -727,21 +799,10 @@ fn two_instances_in_one_group_split_the_partitions_and_together_equal_one() {
     drop(kafka);
     // Each consumed a share; the one that finishes first leaves the group, and the
     // other may take its partitions over with nothing left on them.
-    let mut consumed = Vec::new();
-    for (log, _, running) in &mut instances {
-        let status = running.0.wait().unwrap();
-        let text = std::fs::read_to_string(&log).unwrap();
-        assert!(status.success(), "{text}");
-        let done = text.lines().rfind(|l| l.contains(" done ")).unwrap();
-        let n: u64 = done
-            .split("consumed=")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next())
-            .and_then(|n| n.parse().ok())
-            .unwrap();
-        assert!(n > 0, "an instance consumed nothing:\n{text}");
-        consumed.push(n);
-    }
+    let consumed: Vec<u64> = instances
+        .iter_mut()
+        .map(|(log, _, running)| consumed_until_exit(log, running))
+        .collect();
     assert_eq!(consumed.iter().sum::<u64>(), produced, "{consumed:?}");
 
     let one = files_warehouse(&dir, 100);
