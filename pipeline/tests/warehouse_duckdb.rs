@@ -689,6 +689,41 @@ fn wait_for_assignment(log: &Path, want: usize, running: &mut Running) {
     }
 }
 
+/// A producer to the four topics, which it creates with four partitions each.
+fn four_partitions_each(bootstrap: &str) -> Kafka {
+    Kafka::connect(KafkaOptions {
+        brokers: bootstrap.to_owned(),
+        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
+        partitions: 4,
+        replication_factor: 1,
+        compression: "lz4".to_owned(),
+        tag: None,
+        settings: Vec::new(),
+    })
+    .unwrap()
+}
+
+/// A pipeline in consumer group `group` writing `<name>.duckdb` in `dir`, logging to
+/// `<name>.log`, that exits once idle for `idle_s` seconds.
+fn group_member(
+    dir: &Path,
+    bootstrap: &str,
+    group: &str,
+    name: &str,
+    idle_s: &str,
+) -> (PathBuf, PathBuf, Running) {
+    let log = dir.join(format!("{name}.log"));
+    let warehouse = dir.join(format!("{name}.duckdb"));
+    let running = spawn(
+        Command::new(env!("CARGO_BIN_EXE_pipeline"))
+            .args(["run", "--kafka-brokers", bootstrap, "--group", group])
+            .args(["--duckdb", warehouse.to_str().unwrap()])
+            .args(["--exit-when-idle-s", idle_s, "--batch-max-ms", "300"])
+            .stderr(std::fs::File::create(&log).unwrap()),
+    );
+    (log, warehouse, running)
+}
+
 /// Waits for a pipeline to exit, which it must do cleanly, and says how many messages
 /// its `done` line counts; none is a failure.
 fn consumed_until_exit(log: &Path, running: &mut Running) -> u64 {
@@ -715,28 +750,8 @@ fn partitions_revoked_from_an_instance_leave_its_watermark() {
     let dir = temp_dir("revoked");
     let scratch = ScratchBroker::start("pipeline-revoked-test").unwrap();
     let bootstrap = scratch.broker().bootstrap();
-    let mut kafka = Kafka::connect(KafkaOptions {
-        brokers: bootstrap.clone(),
-        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
-        partitions: 4,
-        replication_factor: 1,
-        compression: "lz4".to_owned(),
-        tag: None,
-        settings: Vec::new(),
-    })
-    .unwrap();
-    let member = |name: &str, idle_s: &str| {
-        let log = dir.join(format!("{name}.log"));
-        let warehouse = dir.join(format!("{name}.duckdb"));
-        let running = spawn(
-            Command::new(env!("CARGO_BIN_EXE_pipeline"))
-                .args(["run", "--kafka-brokers", &bootstrap, "--group", "revoked"])
-                .args(["--duckdb", warehouse.to_str().unwrap()])
-                .args(["--exit-when-idle-s", idle_s, "--batch-max-ms", "300"])
-                .stderr(std::fs::File::create(&log).unwrap()),
-        );
-        (log, warehouse, running)
-    };
+    let mut kafka = four_partitions_each(&bootstrap);
+    let member = |name: &str, idle_s: &str| group_member(&dir, &bootstrap, "revoked", name, idle_s);
     // The first member alone holds all sixteen partitions, then gives half to the
     // second; the second outlasts it, so the first never gets them back.
     let (a_log, a_warehouse, mut a) = member("a", "5");
@@ -767,29 +782,11 @@ fn two_instances_in_one_group_split_the_partitions_and_together_equal_one() {
     let scratch = ScratchBroker::start("pipeline-two-test").unwrap();
     let bootstrap = scratch.broker().bootstrap();
     // Connecting creates the topics, four partitions each, before the pipelines start.
-    let mut kafka = Kafka::connect(KafkaOptions {
-        brokers: bootstrap.clone(),
-        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
-        partitions: 4,
-        replication_factor: 1,
-        compression: "lz4".to_owned(),
-        tag: None,
-        settings: Vec::new(),
-    })
-    .unwrap();
-    let mut instances = Vec::new();
-    for name in ["a", "b"] {
-        let log = dir.join(format!("{name}.log"));
-        let warehouse = dir.join(format!("{name}.duckdb"));
-        let running = spawn(
-            Command::new(env!("CARGO_BIN_EXE_pipeline"))
-                .args(["run", "--kafka-brokers", &bootstrap, "--group", "two"])
-                .args(["--duckdb", warehouse.to_str().unwrap()])
-                .args(["--exit-when-idle-s", "10", "--batch-max-ms", "300"])
-                .stderr(std::fs::File::create(&log).unwrap()),
-        );
-        instances.push((log, warehouse, running));
-    }
+    let mut kafka = four_partitions_each(&bootstrap);
+    let mut instances: Vec<_> = ["a", "b"]
+        .map(|name| group_member(&dir, &bootstrap, "two", name, "10"))
+        .into_iter()
+        .collect();
     // Both members in: each holds two partition numbers of each of the four topics.
     for (log, _, running) in &mut instances {
         wait_for_assignment(log, 8, running);
