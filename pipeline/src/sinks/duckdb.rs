@@ -118,10 +118,17 @@ pub struct DuckDb {
     /// declared so, and any table of a warehouse created before its key was left
     /// unenforced, which stays an upsert.
     indexed: HashSet<&'static str>,
-    /// The number of the last checkpoint written: its records carry it.
+    /// Where the record tables stand.
+    log: RecordLog,
+}
+
+/// Where the state's record tables stand after a checkpoint: its number, which its
+/// records carry, and how many records each of [`STATE_TABLES`] holds, stale ones
+/// included. A write makes the next one, kept once its transaction commits.
+#[derive(Clone, Copy, Debug, Default)]
+struct RecordLog {
     seq: i64,
-    /// The records each of [`STATE_TABLES`] holds, stale ones included.
-    state_rows: [u64; 3],
+    rows: [u64; 3],
 }
 
 impl std::fmt::Debug for DuckDb {
@@ -146,8 +153,7 @@ impl DuckDb {
             connection,
             path: path.display().to_string(),
             indexed: HashSet::new(),
-            seq: 0,
-            state_rows: [0; 3],
+            log: RecordLog::default(),
         };
         sink.limit_memory(MEMORY_LIMIT_MB)?;
         sink.connection
@@ -171,7 +177,8 @@ impl DuckDb {
             })
             .map_err(|e| sink.error("cannot create the tables and views", e))?;
         sink.append_only_state()?;
-        sink.count_state_rows()?;
+        sink.log = RecordLog::read(&sink.connection)
+            .map_err(|e| sink.error("cannot count the checkpoint's records", e))?;
         sink.migrate_legacy_state()?;
         sink.indexed = sink.indexed_tables()?;
         Ok(sink)
@@ -211,23 +218,6 @@ impl DuckDb {
                 table = name,
                 "an earlier version's checkpoint table was rewritten for appending"
             );
-        }
-        Ok(())
-    }
-
-    /// Reads how many records the record tables hold and the last checkpoint's number.
-    fn count_state_rows(&mut self) -> Result<(), PipelineError> {
-        for (i, (name, _)) in STATE_TABLES.iter().enumerate() {
-            let (rows, seq): (i64, Option<i64>) = self
-                .connection
-                .query_row(
-                    &format!("SELECT count(*), max(seq) FROM {name}"),
-                    [],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .map_err(|e| self.error("cannot count the checkpoint's records", e))?;
-            self.state_rows[i] = rows.unsigned_abs();
-            self.seq = self.seq.max(seq.unwrap_or(0));
         }
         Ok(())
     }
@@ -298,10 +288,9 @@ impl DuckDb {
             .connection
             .transaction()
             .map_err(PipelineError::duckdb(&path, "cannot begin a transaction"))?;
-        let seq = self.seq + 1;
-        let mut rows = self.state_rows;
+        let mut log = self.log;
         if let Some(records) = &records {
-            rows = write_records(&tx, records, seq, rows).map_err(PipelineError::duckdb(
+            log = log.write(&tx, records).map_err(PipelineError::duckdb(
                 &path,
                 "cannot migrate the checkpoint",
             ))?;
@@ -312,8 +301,7 @@ impl DuckDb {
                 &path,
                 "cannot migrate the checkpoint",
             ))?;
-        self.seq = seq;
-        self.state_rows = rows;
+        self.log = log;
         if let Some(records) = &records {
             tracing::info!(
                 sessions = records.sessions.len(),
@@ -396,7 +384,6 @@ impl DuckDb {
             (session_events, _),
             (users, user_id),
         ] = STATE_TABLES;
-        let current = |name, key| format!("SELECT {key}, record FROM ({})", current(name, key));
         // Events with no record of their session are kept, for the restore to refuse.
         let events = format!(
             "SELECT e.session_key, e.record FROM {session_events} e
@@ -432,8 +419,7 @@ impl DuckDb {
             state: records,
         } = checkpoint;
         let mut took = Duration::ZERO;
-        let seq = self.seq + 1;
-        let mut rows = self.state_rows;
+        let mut log = self.log;
         self.transaction(output, Rows::New, |tx, fail| {
             for (topic, partition, next) in offsets.iter() {
                 tx.execute(
@@ -443,13 +429,13 @@ impl DuckDb {
                 .map_err(|e| fail("cannot store offsets", e))?;
             }
             let writing = Instant::now();
-            rows = write_records(tx, records, seq, rows)
+            log = log
+                .write(tx, records)
                 .map_err(|e| fail("cannot store the checkpoint", e))?;
             took += writing.elapsed();
             Ok(())
         })?;
-        self.seq = seq;
-        self.state_rows = rows;
+        self.log = log;
         Ok(CheckpointCost {
             bytes: records.bytes(),
             took,
@@ -596,41 +582,55 @@ fn encode_records(state: &State, changes: &Changes) -> Result<Records, PipelineE
         .map_err(|e| PipelineError::Bug(format!("the state does not encode: {e}")))
 }
 
-/// Appends a checkpoint's records as checkpoint `seq` to record tables holding `rows`
-/// records (see [`STATE_TABLES`]): the clocks replaced, each changed session and user
-/// (a null record where it is gone), and the events appended to the other open
-/// sessions; then compacts the tables that have grown stale. Says how many records
-/// each table holds after.
-fn write_records(
-    tx: &duckdb::Transaction<'_>,
-    records: &Records,
-    seq: i64,
-    mut rows: [u64; 3],
-) -> duckdb::Result<[u64; 3]> {
-    tx.execute(
-        "INSERT OR REPLACE INTO pipeline_checkpoint VALUES (1, ?, ?)",
-        params![i32::from(RECORD_FORMAT), records.clocks],
-    )?;
-    let [(sessions, _), (session_events, _), (users, _)] = STATE_TABLES;
-    let events: Vec<(i64, Option<&[u8]>)> = records
-        .session_events
-        .iter()
-        .map(|(k, r)| (*k, Some(r.as_slice())))
-        .collect();
-    rows[0] += append_records(tx, sessions, &keyed(&records.sessions), seq)?;
-    rows[1] += append_records(tx, session_events, &events, seq)?;
-    rows[2] += append_records(tx, users, &keyed(&records.users), seq)?;
-    let stale = |rows: u64, live: usize| rows > COMPACT_ABOVE && rows >= COMPACT_AT * live as u64;
-    // A session's events go stale only when its record is written again, so they are
-    // compacted with the sessions.
-    if stale(rows[0], records.live_sessions) {
-        rows[0] = compact(tx, STATE_TABLES[0], None)?;
-        rows[1] = compact(tx, STATE_TABLES[1], Some(STATE_TABLES[0]))?;
+impl RecordLog {
+    /// How many records the record tables hold and the last checkpoint's number.
+    fn read(connection: &Connection) -> duckdb::Result<RecordLog> {
+        let mut log = RecordLog::default();
+        for (i, (name, _)) in STATE_TABLES.iter().enumerate() {
+            let (rows, seq): (i64, Option<i64>) = connection.query_row(
+                &format!("SELECT count(*), max(seq) FROM {name}"),
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            log.rows[i] = rows.unsigned_abs();
+            log.seq = log.seq.max(seq.unwrap_or(0));
+        }
+        Ok(log)
     }
-    if stale(rows[2], records.live_users) {
-        rows[2] = compact(tx, STATE_TABLES[2], None)?;
+
+    /// Appends a checkpoint's records as the next checkpoint: the clocks replaced, each
+    /// changed session and user (a null record where it is gone), and the events
+    /// appended to the other open sessions; then compacts the tables that have grown
+    /// stale. Says where the tables stand after.
+    fn write(self, tx: &duckdb::Transaction<'_>, records: &Records) -> duckdb::Result<RecordLog> {
+        let RecordLog { seq, mut rows } = self;
+        let seq = seq + 1;
+        tx.execute(
+            "INSERT OR REPLACE INTO pipeline_checkpoint VALUES (1, ?, ?)",
+            params![i32::from(RECORD_FORMAT), records.clocks],
+        )?;
+        let [sessions, session_events, users] = STATE_TABLES;
+        let events: Vec<(i64, Option<&[u8]>)> = records
+            .session_events
+            .iter()
+            .map(|(k, r)| (*k, Some(r.as_slice())))
+            .collect();
+        rows[0] += append_records(tx, sessions.0, &keyed(&records.sessions), seq)?;
+        rows[1] += append_records(tx, session_events.0, &events, seq)?;
+        rows[2] += append_records(tx, users.0, &keyed(&records.users), seq)?;
+        let stale =
+            |rows: u64, live: usize| rows > COMPACT_ABOVE && rows >= COMPACT_AT * live as u64;
+        // A session's events go stale only when its record is written again, so they
+        // are compacted with the sessions.
+        if stale(rows[0], records.live_sessions) {
+            rows[0] = compact(tx, sessions, None)?;
+            rows[1] = compact(tx, session_events, Some(sessions))?;
+        }
+        if stale(rows[2], records.live_users) {
+            rows[2] = compact(tx, users, None)?;
+        }
+        Ok(RecordLog { seq, rows })
     }
-    Ok(rows)
 }
 
 /// Keyed records as [`append_records`] takes them.
