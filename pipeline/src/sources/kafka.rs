@@ -174,36 +174,37 @@ impl Source for Kafka {
         let mut records = Vec::new();
         let mut bytes = 0;
         while records.len() < limits.max_messages && bytes < limits.max_bytes {
+            // A revocation runs inside a poll: this takes out what the last one revoked.
+            self.drop_revoked(&mut records, &mut bytes);
             let Some(left) = limits.max_wait.checked_sub(began.elapsed()) else {
+                break;
+            };
+            let Some(result) = self.consumer.poll(left) else {
                 break;
             };
             // librdkafka retries broker failures itself; what reaches here is reported
             // and the loop goes on.
-            let record = match self.consumer.poll(left) {
-                None => None,
-                Some(Ok(message)) => Some(self.kinds.get(message.topic()).map(|kind| Record {
-                    kind: *kind,
-                    topic: message.topic().to_owned(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    payload: message.payload().unwrap_or_default().to_vec(),
-                })),
-                Some(Err(e)) => {
+            let message = match result {
+                Ok(message) => message,
+                Err(e) => {
                     tracing::warn!(error = %e, "Kafka");
-                    Some(None)
+                    continue;
                 }
             };
-            let arrived = record.is_some();
-            if let Some(record) = record.flatten() {
-                bytes += record.payload.len();
-                records.push(record);
-            }
-            // The poll may have run a revocation.
-            self.drop_revoked(&mut records, &mut bytes);
-            if !arrived {
-                break;
-            }
+            let Some(kind) = self.kinds.get(message.topic()).copied() else {
+                continue;
+            };
+            let payload = message.payload().unwrap_or_default().to_vec();
+            bytes += payload.len();
+            records.push(Record {
+                kind,
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+                offset: message.offset(),
+                payload,
+            });
         }
+        self.drop_revoked(&mut records, &mut bytes);
         Ok(Polled::Records(records))
     }
 
