@@ -114,8 +114,8 @@ fn bytes_text(bytes: &[u8]) -> String {
     format!("{:?}", String::from_utf8_lossy(bytes))
 }
 
-/// ISO 8601 to the millisecond, UTC.
-fn timestamp_text(micros: i64) -> String {
+/// ISO 8601 to the millisecond, UTC: how a timestamp cell renders.
+pub fn timestamp_text(micros: i64) -> String {
     let millis = micros.div_euclid(1000);
     let parts = warehouse::time::DateTimeParts::from_epoch_millis(millis);
     format!(

@@ -13,9 +13,7 @@ use crate::error::PipelineError;
 use crate::sinks::{BigQuery, DuckDb};
 use crate::transforms::Output;
 use crate::transforms::rows::SessionFactRow;
-use crate::transforms::rules::{
-    Versioned as _, level_name, starting_level, superseding_from, version_at,
-};
+use crate::transforms::rules::{level_name, starting_level, superseding_from, version_at};
 
 /// One session's aggregates as a warehouse computes them: its user, then its page views
 /// and its listens, each as (count, first and last epoch milliseconds, first level).

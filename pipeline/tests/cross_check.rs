@@ -28,6 +28,14 @@ impl Merged {
             self.event_fact
                 .insert((r.event_key, r.record_valid_from_ms), r.clone());
         }
+        for v in &t.superseded_event_facts {
+            for r in self.event_fact.values_mut() {
+                if r.session_key == v.session_key && r.record_valid_from_ms == v.valid_from_ms {
+                    r.record_valid_to_ms = Some(v.valid_to_ms);
+                    r.is_record_valid = false;
+                }
+            }
+        }
         for r in t.session_fact.rows() {
             self.session_fact
                 .insert((r.session_key, r.record_valid_from_ms), r.clone());

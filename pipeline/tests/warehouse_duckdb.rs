@@ -1122,13 +1122,17 @@ fn incremental_checkpoints_restore_the_state_the_transformation_holds() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// A checkpoint as the previous version wrote it (records of format 4, where a user's
-/// held their details; record tables that replaced a record in place, the keys
-/// indexed) is read back whole: the tables are rewritten for appending when the
-/// warehouse opens, and the users' details dropped.
+/// A checkpoint as an earlier version wrote it (records of format 4, where a user's
+/// held their details and a closed session's the event_fact rows of its version; record
+/// tables that replaced a record in place, the keys indexed) is read back whole: the
+/// tables are rewritten for appending when the warehouse opens, and what is no longer
+/// kept dropped.
 #[test]
-fn a_checkpoint_of_the_previous_version_reads_back_after_the_upgrade() {
-    use pipeline::transforms::state::{ListenTrail, PREVIOUS_RECORD_FORMAT};
+fn a_checkpoint_of_an_earlier_version_reads_back_after_the_upgrade() {
+    use pipeline::transforms::rows::{EventFactRow, SessionFactRow};
+    use pipeline::transforms::state::{ListenTrail, Session};
+
+    const FORMAT: u8 = 4;
 
     /// A user's record in format 4.
     #[derive(serde::Serialize)]
@@ -1146,6 +1150,24 @@ fn a_checkpoint_of_the_previous_version_reads_back_after_the_upgrade() {
         trail: &'a Option<ListenTrail>,
     }
 
+    /// A session's record in format 4: a closed one holds its version's listen facts.
+    #[derive(serde::Serialize)]
+    enum PreviousSession<'a> {
+        Open(&'a Session),
+        Closed {
+            session: &'a Session,
+            emitted: PreviousEmitted<'a>,
+            evict_after_ms: i64,
+        },
+    }
+
+    #[derive(serde::Serialize)]
+    struct PreviousEmitted<'a> {
+        session_fact: &'a SessionFactRow,
+        event_facts: Vec<EventFactRow>,
+        trail_before: &'a Option<ListenTrail>,
+    }
+
     let dir = temp_dir("record-tables");
     let path = dir.join("w.duckdb");
     let partitions = common::simulated(40, 1, 21, 2);
@@ -1159,9 +1181,10 @@ fn a_checkpoint_of_the_previous_version_reads_back_after_the_upgrade() {
     );
     let state = transformer.state();
     let records = state.records(&state.everything()).unwrap();
-    assert!(!state.open.is_empty() && !state.users.is_empty());
-    // Sessions and clocks encode as they did; only the format byte differs.
-    let previous = |record: &[u8]| [&[PREVIOUS_RECORD_FORMAT], &record[1..]].concat();
+    assert!(!state.open.is_empty() && !state.closed.is_empty() && !state.users.is_empty());
+    fn encoded(value: &impl serde::Serialize) -> Vec<u8> {
+        [vec![FORMAT], postcard::to_allocvec(value).unwrap()].concat()
+    }
     {
         let connection = duckdb::Connection::open(&path).unwrap();
         connection
@@ -1172,17 +1195,61 @@ fn a_checkpoint_of_the_previous_version_reads_back_after_the_upgrade() {
                  CREATE TABLE pipeline_state_users (user_id BIGINT PRIMARY KEY, record BLOB NOT NULL);",
             )
             .unwrap();
+        // The clocks encode as they did; only the format byte differs.
         connection
             .execute(
                 "INSERT INTO pipeline_checkpoint VALUES (1, ?, ?)",
-                duckdb::params![i32::from(PREVIOUS_RECORD_FORMAT), previous(&records.clocks)],
+                duckdb::params![
+                    i32::from(FORMAT),
+                    [&[FORMAT], &records.clocks[1..]].concat()
+                ],
             )
             .unwrap();
-        for (key, record) in &records.sessions {
+        let sessions = state
+            .open
+            .iter()
+            .map(|(key, s)| (key, PreviousSession::Open(s)));
+        let closed = state.closed.iter().map(|(key, c)| {
+            let fact = c.emitted.session_fact.clone();
+            // A listen fact of the version, as format 4 kept them.
+            let listen = EventFactRow {
+                event_key: fact.session_key ^ 1,
+                user_key: fact.user_key.unwrap_or(0),
+                user_id: fact.user_id.unwrap_or(0),
+                session_key: fact.session_key,
+                date_time_key: fact.date_time_key,
+                date_key: fact.date_key,
+                location_key: fact.primary_location_key,
+                song_key: 7,
+                ts_ms: fact.start_ms,
+                level: fact.level.clone(),
+                duration: 180.5,
+                is_moving: false,
+                consecutive_no_song: 1,
+                is_first_listen_event: true,
+                is_last_listen_event: true,
+                is_song_skipped: None,
+                next_listen_event_time_gap: None,
+                record_valid_from_ms: fact.record_valid_from_ms,
+                record_valid_to_ms: None,
+                is_record_valid: true,
+            };
+            let record = PreviousSession::Closed {
+                session: &c.session,
+                emitted: PreviousEmitted {
+                    session_fact: &c.emitted.session_fact,
+                    event_facts: vec![listen],
+                    trail_before: &c.emitted.trail_before,
+                },
+                evict_after_ms: c.evict_after_ms,
+            };
+            (key, record)
+        });
+        for (key, record) in sessions.chain(closed) {
             connection
                 .execute(
                     "INSERT INTO pipeline_state_sessions VALUES (?, ?)",
-                    duckdb::params![key, previous(record.as_ref().unwrap())],
+                    duckdb::params![key, encoded(&record)],
                 )
                 .unwrap();
         }
@@ -1200,12 +1267,10 @@ fn a_checkpoint_of_the_previous_version_reads_back_after_the_upgrade() {
                 versions: &user.versions,
                 trail: &user.trail,
             };
-            let mut record = vec![PREVIOUS_RECORD_FORMAT];
-            record.extend(postcard::to_allocvec(&details).unwrap());
             connection
                 .execute(
                     "INSERT INTO pipeline_state_users VALUES (?, ?)",
-                    duckdb::params![key, record],
+                    duckdb::params![key, encoded(&details)],
                 )
                 .unwrap();
         }

@@ -18,8 +18,8 @@ use warehouse::schema;
 use super::{Batch, Checkpoint, CheckpointCost, Offsets, Sink, decode_state, unreadable_format};
 use crate::error::PipelineError;
 use crate::transforms::Output;
-use crate::transforms::arrow::record_batches;
-use crate::transforms::state::{Changes, PREVIOUS_RECORD_FORMAT, RECORD_FORMAT, Records, State};
+use crate::transforms::arrow::{record_batches, superseded_batch};
+use crate::transforms::state::{Changes, READ_RECORD_FORMATS, RECORD_FORMAT, Records, State};
 
 /// Bookkeeping tables beside the warehouse's own: the offsets and the clocks. The
 /// state's record tables are [`STATE_TABLES`].
@@ -366,12 +366,13 @@ impl DuckDb {
         let Some((format, clocks)) = meta else {
             return Ok(None);
         };
-        // The previous format's records read too (a user's lose their details).
-        if format != i32::from(RECORD_FORMAT) && format != i32::from(PREVIOUS_RECORD_FORMAT) {
+        // Earlier formats' records read too (dropping what is no longer kept).
+        if !u8::try_from(format).is_ok_and(|f| READ_RECORD_FORMATS.contains(&f)) {
+            let (first, last) = (READ_RECORD_FORMATS.start(), READ_RECORD_FORMATS.end());
             return Err(unreadable_format(
                 &self.path,
                 format,
-                i32::from(RECORD_FORMAT),
+                &format!("formats {first} to {last}"),
             ));
         }
         let read = |sql: &str| -> duckdb::Result<Vec<(i64, Vec<u8>)>> {
@@ -460,6 +461,11 @@ impl DuckDb {
     ) -> Result<(), PipelineError> {
         let batches = record_batches(&output.tables)
             .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
+        let superseded = &output.tables.superseded_event_facts;
+        let superseded = (!superseded.is_empty())
+            .then(|| superseded_batch(superseded))
+            .transpose()
+            .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
         let path = self.path.clone();
         let fail = move |doing: &str, e: duckdb::Error| PipelineError::duckdb(&path, doing)(e);
         let tx = self
@@ -504,6 +510,10 @@ impl DuckDb {
                     .map_err(failed)?;
             }
         }
+        if let Some(superseded) = superseded {
+            close_superseded(&tx, superseded)
+                .map_err(|e| fail("cannot close superseded event_fact versions", e))?;
+        }
         more(&tx, &fail)?;
         tx.commit().map_err(|e| fail("cannot commit", e))
     }
@@ -528,6 +538,26 @@ fn stage(tx: &duckdb::Transaction<'_>, name: &str, batch: RecordBatch) -> duckdb
     let mut appender = tx.appender_to_catalog_and_db(&stage, "temp", "main")?;
     appender.append_record_batch(batch)?;
     appender.flush()
+}
+
+/// Closes the event_fact rows of superseded versions, which this batch's rows may hold
+/// too: staged, then one update joined on the session and the version's start.
+fn close_superseded(tx: &duckdb::Transaction<'_>, superseded: RecordBatch) -> duckdb::Result<()> {
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS superseded_event_facts (session_key BIGINT NOT NULL, valid_from TIMESTAMPTZ NOT NULL, valid_to TIMESTAMPTZ NOT NULL);
+         DELETE FROM temp.superseded_event_facts;",
+    )?;
+    let mut appender = tx.appender_to_catalog_and_db("superseded_event_facts", "temp", "main")?;
+    appender.append_record_batch(superseded)?;
+    appender.flush()?;
+    drop(appender);
+    tx.execute(
+        "UPDATE event_fact SET record_valid_to = s.valid_to, is_record_valid = false
+         FROM temp.superseded_event_facts s
+         WHERE event_fact.session_key = s.session_key AND event_fact.record_valid_from = s.valid_from",
+        [],
+    )
+    .map(drop)
 }
 
 /// Whether any row of a versioned table's batch closes a version (its end is set): such

@@ -91,7 +91,11 @@ pub trait Sink: std::fmt::Debug + Send {
 /// Reads a checkpoint, refusing one of another format.
 pub(crate) fn decode_state(format: i32, json: &str, place: &str) -> Result<State, PipelineError> {
     if format != STATE_FORMAT {
-        return Err(unreadable_format(place, format, STATE_FORMAT));
+        return Err(unreadable_format(
+            place,
+            format,
+            &format!("format {STATE_FORMAT}"),
+        ));
     }
     let mut state: State = serde_json::from_str(json).map_err(|e| {
         PipelineError::Incompatible(format!("{place}: the checkpoint does not read: {e}"))
@@ -101,9 +105,10 @@ pub(crate) fn decode_state(format: i32, json: &str, place: &str) -> Result<State
 }
 
 /// The refusal of a checkpoint written in a format this version does not read.
-pub(crate) fn unreadable_format(place: &str, format: i32, reads: i32) -> PipelineError {
+/// `reads` names the formats read ("format 3", "formats 4 to 6").
+pub(crate) fn unreadable_format(place: &str, format: i32, reads: &str) -> PipelineError {
     PipelineError::Incompatible(format!(
-        "{place} holds a checkpoint of format {format}, this pipeline reads format {reads}; start a new warehouse"
+        "{place} holds a checkpoint of format {format}, this pipeline reads {reads}; start a new warehouse"
     ))
 }
 

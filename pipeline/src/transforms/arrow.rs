@@ -1,4 +1,5 @@
-//! Rows as Arrow record batches with the warehouse's schemas, ready for any sink.
+//! Rows as Arrow record batches with the warehouse's schemas, ready for any sink, and
+//! the fact versions that later ones close, as a batch to stage.
 
 use std::sync::Arc;
 
@@ -7,11 +8,11 @@ use arrow_array::builder::{
     TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::ArrowError;
+use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
 use warehouse::schema::{self, Table, arrow_schema};
 use warehouse::time::DateTimeParts;
 
-use super::rows::Tables;
+use super::rows::{SupersededFacts, Tables};
 
 /// Columns built one row at a time, each named, and put in the table's order by name
 /// at the end: a column added under a wrong name, twice, or not at all is an error
@@ -145,6 +146,26 @@ impl Columns {
         }
         RecordBatch::try_new(arrow_schema(table), ordered)
     }
+}
+
+/// Closed versions of sessions' event_fact rows, as `session_key`, `valid_from` and
+/// `valid_to` (timestamps as the warehouse's): what a sink stages to close them all in
+/// one update.
+pub fn superseded_batch(versions: &[SupersededFacts]) -> Result<RecordBatch, ArrowError> {
+    let timestamp = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let schema = Schema::new(vec![
+        Field::new("session_key", DataType::Int64, false),
+        Field::new("valid_from", timestamp.clone(), false),
+        Field::new("valid_to", timestamp, false),
+    ]);
+    let columns = Columns::new()
+        .int("session_key", versions.iter().map(|v| v.session_key))
+        .ts("valid_from", versions.iter().map(|v| v.valid_from_ms))
+        .ts("valid_to", versions.iter().map(|v| v.valid_to_ms));
+    RecordBatch::try_new(
+        Arc::new(schema),
+        columns.arrays.into_iter().map(|(_, a)| a).collect(),
+    )
 }
 
 /// Every table with rows, as a record batch, in the order of `warehouse::schema::TABLES`.

@@ -1,5 +1,6 @@
 //! One row type per warehouse table, and `Tables`: the rows of one output, with at most
-//! one row per primary key (the last state wins), as a MERGE into the warehouse needs.
+//! one row per primary key (the last state wins), as a MERGE into the warehouse needs,
+//! and the fact versions that later ones close.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -270,6 +271,20 @@ pub struct Tables {
     pub level_change_fact: Keyed<i64, LevelChangeFactRow>,
     /// Rejects are never merged: each is one message.
     pub dead_letters: Vec<DeadLetterRow>,
+    /// Versions of sessions' event_fact rows that a later version replaces, closed after
+    /// the rows above are written (they may be among them).
+    pub superseded_event_facts: Vec<SupersededFacts>,
+}
+
+/// A version of a session's listen facts that a later version replaces: every event_fact
+/// row of the session that began at `valid_from_ms` ends at `valid_to_ms`. Sinks close
+/// them with one update per batch, so that the state need not keep the rows themselves
+/// to write them again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SupersededFacts {
+    pub session_key: i64,
+    pub valid_from_ms: i64,
+    pub valid_to_ms: i64,
 }
 
 impl Tables {

@@ -4,7 +4,7 @@
 
 use warehouse::raw::Level;
 
-use super::rows::{EventFactRow, SessionFactRow};
+use super::rows::SessionFactRow;
 
 /// The level a session starts at, from its first page view and first listen (each as
 /// its time and level): the listen's when it came strictly first, else the view's;
@@ -29,24 +29,10 @@ pub fn superseding_from(last_event_ms: i64, previous_valid_from_ms: Option<i64>)
     }
 }
 
-/// A fact row that has versions: the old version, closed where the new one begins.
-pub trait Versioned: Clone {
-    fn superseded_at(&self, valid_to_ms: i64) -> Self;
-}
-
-impl Versioned for SessionFactRow {
-    fn superseded_at(&self, valid_to_ms: i64) -> SessionFactRow {
+impl SessionFactRow {
+    /// This version, closed where the one replacing it begins.
+    pub fn superseded_at(&self, valid_to_ms: i64) -> SessionFactRow {
         SessionFactRow {
-            record_valid_to_ms: Some(valid_to_ms),
-            is_record_valid: false,
-            ..self.clone()
-        }
-    }
-}
-
-impl Versioned for EventFactRow {
-    fn superseded_at(&self, valid_to_ms: i64) -> EventFactRow {
-        EventFactRow {
             record_valid_to_ms: Some(valid_to_ms),
             is_record_valid: false,
             ..self.clone()

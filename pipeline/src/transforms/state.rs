@@ -77,14 +77,47 @@ pub struct Session {
     pub previous: Option<Box<Emitted>>,
 }
 
-/// The facts a session's last close emitted, kept so that a late event can supersede them.
+/// What a session's last close emitted, kept so that a late event can supersede it: its
+/// session_fact row, which the new version writes again closed (its listens' rows are
+/// closed in the warehouse by the version's start, see
+/// [`SupersededFacts`](super::rows::SupersededFacts)).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Emitted {
     pub session_fact: SessionFactRow,
-    pub event_facts: Vec<EventFactRow>,
+    /// Where formats 5 and before kept the version's event_fact rows.
+    #[serde(rename = "event_facts")]
+    former_facts: FormerFacts,
     /// The user's listen trail just before the session, so that a new version starts
     /// from the same place.
     pub trail_before: Option<ListenTrail>,
+}
+
+impl Emitted {
+    pub fn new(session_fact: SessionFactRow, trail_before: Option<ListenTrail>) -> Emitted {
+        Emitted {
+            session_fact,
+            former_facts: FormerFacts,
+            trail_before,
+        }
+    }
+}
+
+/// The event_fact rows of a version as formats 5 and before stored them: read and
+/// dropped, and written as none, so that records of every format share one layout.
+/// (The rows were a third of the state's bytes, kept only to be written again closed.)
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct FormerFacts;
+
+impl Serialize for FormerFacts {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(std::iter::empty::<EventFactRow>())
+    }
+}
+
+impl<'de> Deserialize<'de> for FormerFacts {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Vec::<EventFactRow>::deserialize(deserializer).map(|_| FormerFacts)
+    }
 }
 
 /// A closed session, kept for a while to recognise redeliveries and late events.
@@ -107,7 +140,7 @@ pub struct UserState {
     pub trail: Option<ListenTrail>,
 }
 
-/// A user's record in [`PREVIOUS_RECORD_FORMAT`], which also held their details as
+/// A user's record in format 4, which also held their details as
 /// first seen; read, and the details dropped.
 #[derive(Deserialize)]
 struct PreviousUserState {
@@ -204,13 +237,18 @@ impl Changes {
     }
 }
 
-/// The version of the records' encoding: the first byte of every record. A record of
-/// another version is refused rather than misread, but for the previous one.
-pub const RECORD_FORMAT: u8 = 5;
+/// The version of the records' encoding: the first byte of every record. A record of a
+/// format this pipeline does not read is refused rather than misread.
+pub const RECORD_FORMAT: u8 = 6;
 
-/// The format before: the same records, but for a user's, which held their details
-/// ([`PreviousUserState`]). Read, so that a warehouse of the previous version resumes.
-pub const PREVIOUS_RECORD_FORMAT: u8 = 4;
+/// The formats read: 4 held users' details ([`PreviousUserState`]), and 4 and 5 a closed
+/// version's event_fact rows ([`FormerFacts`]); both are dropped on reading, so that a
+/// warehouse of an earlier version resumes. A pipeline of those versions refuses format
+/// 6, whose closed sessions hold no rows to supersede.
+pub const READ_RECORD_FORMATS: std::ops::RangeInclusive<u8> = 4..=RECORD_FORMAT;
+
+/// The format whose users' records hold their details.
+const DETAILED_USERS_FORMAT: u8 = 4;
 
 /// A session's record: open, or closed and remembered for a while.
 #[derive(Deserialize)]
@@ -299,20 +337,22 @@ fn decode<T: for<'de> Deserialize<'de>>(what: &str, bytes: &[u8]) -> Result<T, R
         problem,
     };
     match bytes.split_first() {
-        Some((&(RECORD_FORMAT | PREVIOUS_RECORD_FORMAT), rest)) => {
+        Some((format, rest)) if READ_RECORD_FORMATS.contains(format) => {
             postcard::from_bytes(rest).map_err(|e| fail(e.to_string()))
         }
         Some((format, _)) => Err(fail(format!(
-            "written in format {format}, this pipeline reads formats {PREVIOUS_RECORD_FORMAT} and {RECORD_FORMAT}"
+            "written in format {format}, this pipeline reads formats {} to {}",
+            READ_RECORD_FORMATS.start(),
+            READ_RECORD_FORMATS.end()
         ))),
         None => Err(fail("empty".to_owned())),
     }
 }
 
-/// A user's record, in this format or the previous one.
+/// A user's record, in any format read.
 fn decode_user(key: i64, bytes: &[u8]) -> Result<UserState, RecordError> {
     let what = format!("user {key}");
-    if bytes.first() != Some(&PREVIOUS_RECORD_FORMAT) {
+    if bytes.first() != Some(&DETAILED_USERS_FORMAT) {
         return decode(&what, bytes);
     }
     let previous: PreviousUserState = decode(&what, bytes)?;

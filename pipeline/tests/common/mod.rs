@@ -100,11 +100,46 @@ pub fn simulated(users: u32, days: i64, seed: u64, partitions: i32) -> Vec<Parti
 /// compares warehouses with.
 pub use e2e::tables::{Tables as Warehouse, render, without_receive_times};
 
-/// Applies one output as a sink does: a row replaces the one of its primary key.
+/// Applies one output as a sink does: a row replaces the one of its primary key, then the
+/// event_fact rows of superseded versions are closed.
 pub fn apply(warehouse: &mut Warehouse, output: &Output) {
     for (table, batch) in record_batches(&output.tables).unwrap() {
         let rows = warehouse.tables.entry(table.name).or_default();
         rows.extend(render(table, &batch).unwrap());
+    }
+    let millis = |ms: i64| e2e::tables::timestamp_text(ms * 1000);
+    let closed: std::collections::HashMap<(String, String), String> = output
+        .tables
+        .superseded_event_facts
+        .iter()
+        .map(|v| {
+            let version = (v.session_key.to_string(), millis(v.valid_from_ms));
+            (version, millis(v.valid_to_ms))
+        })
+        .collect();
+    if closed.is_empty() {
+        return;
+    }
+    for row in warehouse
+        .tables
+        .entry("event_fact")
+        .or_default()
+        .values_mut()
+    {
+        let cell = |name: &str| {
+            row.split(' ')
+                .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+                .unwrap()
+                .to_owned()
+        };
+        if let Some(valid_to) = closed.get(&(cell("session_key"), cell("record_valid_from"))) {
+            *row = row
+                .replace(
+                    "record_valid_to=NULL",
+                    &format!("record_valid_to={valid_to}"),
+                )
+                .replace("is_record_valid=true", "is_record_valid=false");
+        }
     }
 }
 

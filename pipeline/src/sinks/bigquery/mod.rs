@@ -1,7 +1,8 @@
 //! The BigQuery warehouse. Each batch is staged as Parquet (one file per table), loaded
-//! into staging tables of its own, then merged into the targets on their keys together
-//! with the consumed offsets and the checkpoint, in one multi-statement transaction: a
-//! replayed batch changes nothing, and a failed one leaves no trace and is not committed.
+//! into staging tables of its own, then merged into the targets on their keys (and the
+//! event_fact versions it supersedes closed by one update) together with the consumed
+//! offsets and the checkpoint, in one multi-statement transaction: a replayed batch
+//! changes nothing, and a failed one leaves no trace and is not committed.
 
 pub(crate) mod api;
 
@@ -29,7 +30,7 @@ use super::{
 };
 use crate::error::PipelineError;
 use crate::transforms::Output;
-use crate::transforms::arrow::record_batches;
+use crate::transforms::arrow::{record_batches, superseded_batch};
 use crate::transforms::state::{Changes, State};
 
 /// Where and how to reach BigQuery.
@@ -229,12 +230,14 @@ impl BigQuery {
         }
         let began = Instant::now();
         let mut state_bytes = 0;
-        let bookkeeping = match streaming {
+        // Each is (stage, target, rows, statement).
+        let mut bookkeeping = match streaming {
             Some(Batch {
                 checkpoint: Some(Checkpoint { offsets, state }),
                 ..
             }) => vec![
                 (
+                    OFFSETS_TABLE,
                     OFFSETS_TABLE,
                     offsets_batch(offsets)?,
                     "MERGE `{target}` T USING `{source}` S ON T.topic = S.topic AND T.kafka_partition = S.kafka_partition\n\
@@ -242,6 +245,7 @@ impl BigQuery {
                  WHEN NOT MATCHED THEN INSERT (topic, kafka_partition, next_offset) VALUES (S.topic, S.kafka_partition, S.next_offset);",
                 ),
                 (
+                    STATE_TABLE,
                     STATE_TABLE,
                     self.state_batch(state, &mut state_bytes)?,
                     "MERGE `{target}` T USING `{source}` S ON T.instance = S.instance\n\
@@ -251,15 +255,27 @@ impl BigQuery {
             ],
             _ => Vec::new(),
         };
-        for (name, rows, merge) in bookkeeping {
+        // After event_fact's merge: the versions closed may be among its rows.
+        let superseded = &output.tables.superseded_event_facts;
+        if !superseded.is_empty() {
+            bookkeeping.push((
+                "superseded_event_facts",
+                "event_fact",
+                superseded_batch(superseded)
+                    .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?,
+                "UPDATE `{target}` T SET record_valid_to = S.valid_to, is_record_valid = FALSE\n\
+                 FROM `{source}` S WHERE T.session_key = S.session_key AND T.record_valid_from = S.valid_from;",
+            ));
+        }
+        for (name, target, rows, statement) in bookkeeping {
             if rows.num_rows() == 0 {
                 continue;
             }
             let uri = self.staging.put(&format!("_{name}"), id, &rows)?;
             let stage = stage_name(name);
             script.push_str(
-                &merge
-                    .replace("{target}", &self.qualified(name))
+                &statement
+                    .replace("{target}", &self.qualified(target))
                     .replace("{source}", &self.qualified(&stage)),
             );
             script.push('\n');
@@ -442,7 +458,7 @@ fn table_schema(fields: serde_json::Value) -> Result<TableSchema, PipelineError>
         .map_err(|e| PipelineError::Bug(format!("a table schema does not read: {e}")))
 }
 
-/// The BigQuery schema of a bookkeeping batch (strings and integers only).
+/// The BigQuery schema of a bookkeeping batch (strings, integers and timestamps).
 fn arrow_table_schema(schema: &Schema) -> Result<TableSchema, PipelineError> {
     let fields = schema
         .fields()
@@ -450,6 +466,7 @@ fn arrow_table_schema(schema: &Schema) -> Result<TableSchema, PipelineError> {
         .map(|f| {
             let ty = match f.data_type() {
                 DataType::Int64 => ColumnType::Int64,
+                DataType::Timestamp(..) => ColumnType::Timestamp,
                 _ => ColumnType::String,
             };
             serde_json::json!({

@@ -9,10 +9,8 @@ use warehouse::raw::EventContext;
 use warehouse::time::DateTimeParts;
 
 use super::{Landed, Output, Part, Place, Transformer};
-use crate::transforms::rows::{EventFactRow, KeyHash, SessionFactRow, SessionRow};
-use crate::transforms::rules::{
-    Versioned as _, level_name, starting_level, superseding_from, version_at,
-};
+use crate::transforms::rows::{EventFactRow, KeyHash, SessionFactRow, SessionRow, SupersededFacts};
+use crate::transforms::rules::{level_name, starting_level, superseding_from, version_at};
 use crate::transforms::state::{Closed, Emitted, ListenTrail, Session, SessionChange};
 
 impl Transformer {
@@ -363,31 +361,28 @@ impl Transformer {
             is_record_valid: true,
         };
 
+        // The previous version's session row is written again, closed; its listens' rows
+        // are closed where they lie, by the version's start.
         if let Some(p) = previous {
             let old = p.session_fact.superseded_at(valid_from);
             out.tables
                 .session_fact
                 .upsert((session_key, old.record_valid_from_ms), old);
-            for fact in &p.event_facts {
-                let old = fact.superseded_at(valid_from);
-                out.tables
-                    .event_fact
-                    .upsert((old.event_key, old.record_valid_from_ms), old);
-            }
+            out.tables.superseded_event_facts.push(SupersededFacts {
+                session_key,
+                valid_from_ms: p.session_fact.record_valid_from_ms,
+                valid_to_ms: valid_from,
+            });
         }
         out.tables
             .session_fact
             .upsert((session_key, valid_from), session_fact.clone());
-        for fact in &event_facts {
+        for fact in event_facts {
             out.tables
                 .event_fact
-                .upsert((fact.event_key, valid_from), fact.clone());
+                .upsert((fact.event_key, valid_from), fact);
         }
-        Emitted {
-            session_fact,
-            event_facts,
-            trail_before,
-        }
+        Emitted::new(session_fact, trail_before)
     }
 }
 
