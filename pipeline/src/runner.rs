@@ -1,7 +1,7 @@
 //! The loop that turns a source into warehouse rows: poll a micro-batch, skip what the
 //! warehouse already holds, transform, write rows, offsets and state in one transaction,
-//! then tell the source; a batch is written while the next is transformed, unless the
-//! source can rebalance. Stops between batches when asked, so nothing is half-written.
+//! then tell the source; a batch is written while the next is read and transformed.
+//! Stops between batches when asked, so nothing is half-written.
 //! A write that fails for a reason that may pass is retried whole (see [`Retry`]); any
 //! other failure stops the run with the batch uncommitted.
 
@@ -16,7 +16,7 @@ use warehouse::{Classify as _, ErrorClass};
 use crate::error::{PipelineError, chain};
 use crate::metrics::Metrics;
 use crate::sinks::{Batch, Checkpoint, CheckpointCost, DeadLetterTopics, Sink, fnv1a};
-use crate::sources::{BatchLimits, Polled, Source};
+use crate::sources::{BatchLimits, InFlight, Polled, Source};
 use crate::transforms::state::State;
 use crate::transforms::{Config, Message, Output, Stats, Transformer};
 
@@ -208,7 +208,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
         idle_since: &mut Instant,
         lag_measured: &mut Option<Instant>,
     ) -> Result<(), PipelineError> {
-        // The batch transformed last, written while the next one is transformed.
+        // The batch transformed last, written while the next one is read and transformed.
         let mut pending: Option<Job<K::Snapshot>> = None;
         while !stop.load(Ordering::Relaxed) {
             self.metrics.tick();
@@ -219,127 +219,67 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 self.metrics.set_lag(lag);
                 *lag_measured = lag.map(|_| Instant::now());
             }
-            if self.source.rebalances()
-                && let Some(job) = pending.take()
-            {
-                self.write(job, stop, totals, observer)?;
-            }
-            // With a batch waiting to be written, take only what has arrived already:
-            // that batch should not wait for more.
-            let limits = match pending {
-                Some(_) => BatchLimits {
-                    max_wait: Duration::ZERO,
-                    ..self.limits
-                },
-                None => self.limits,
-            };
-            let began = Instant::now();
-            let records = match self.source.poll(&limits)? {
-                Polled::End => {
-                    if let Some(job) = pending.take() {
-                        self.write(job, stop, totals, observer)?;
-                    }
-                    self.finish(stop, totals, observer)?;
-                    break;
-                }
-                Polled::Records(records) => records,
-            };
-            for (topic, partition) in self.source.revoked() {
-                self.transformer.untrack(&topic, partition);
-            }
-            for (kind, topic, partition) in self.source.partitions() {
-                self.transformer.track(kind, &topic, partition);
-            }
-            if records.is_empty() {
-                if let Some(job) = pending.take() {
-                    self.write(job, stop, totals, observer)?;
-                }
-                if let Until::IdleFor(idle) = until {
-                    // Idle means caught up: a source that is behind, or cannot say (a
-                    // broker that is down), is waited for.
-                    if self.source.lag() != Some(0) {
-                        *idle_since = Instant::now();
-                    } else if idle_since.elapsed() >= idle {
-                        totals.idle = idle_since.elapsed();
-                        self.finish(stop, totals, observer)?;
-                        break;
-                    }
-                }
-                continue;
-            }
-            *idle_since = Instant::now();
-            // What a crash left between the warehouse's commit and the source's is read
-            // again; the warehouse's offsets say what to skip.
-            let fresh: Vec<_> = records
-                .iter()
-                .filter(|r| {
-                    let next = self.next.get(&(r.topic.clone(), r.partition)).copied();
-                    next.is_none_or(|n| r.offset >= n)
-                })
-                .collect();
-            let skipped = (records.len() - fresh.len()) as u64;
-            totals.skipped += skipped;
-            // First offset and next offset per partition.
-            let mut advanced: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
-            let mut by_topic: BTreeMap<String, u64> = BTreeMap::new();
-            for r in &fresh {
-                let range = advanced
-                    .entry((r.topic.clone(), r.partition))
-                    .or_insert((r.offset, r.offset + 1));
-                range.0 = range.0.min(r.offset);
-                range.1 = range.1.max(r.offset + 1);
-                *by_topic.entry(r.topic.clone()).or_default() += 1;
-            }
-            let id = batch_id(&advanced);
-            let offsets: Vec<(String, i32, i64)> = advanced
-                .into_iter()
-                .map(|((topic, partition), (_, next))| (topic, partition, next))
-                .collect();
             // Both cores: the batch before this one is written on a thread of its own
-            // while this one is transformed. Its state was encoded when it was
-            // transformed, so this batch moving the state on cannot reach it.
+            // while this one is read and transformed. Its state was encoded when it was
+            // transformed, so this batch moving the state on cannot reach it; a source
+            // that gives partitions up meanwhile waits for the write (see `InFlight`).
             let retrying = Retrying {
                 policy: self.retry,
                 metrics: &self.metrics,
                 stop,
             };
+            let in_flight = self.source.in_flight();
             let sink = &mut self.sink;
-            let transformer = &mut self.transformer;
-            let (output, written) = std::thread::scope(|scope| {
+            let mut reading = Reading {
+                source: &mut self.source,
+                transformer: &mut self.transformer,
+                next: &self.next,
+                limits: &self.limits,
+            };
+            let (read, written) = std::thread::scope(|scope| {
                 let writing = pending.as_ref().map(|job| {
-                    let retrying = &retrying;
-                    scope.spawn(move || write_job(sink, job, retrying))
+                    let (retrying, in_flight) = (&retrying, in_flight.as_deref());
+                    if let Some(in_flight) = in_flight {
+                        in_flight.begin();
+                    }
+                    scope.spawn(move || write_in_flight(sink, job, retrying, in_flight))
                 });
-                let output = transformer.process(
-                    fresh.iter().map(|r| Message {
-                        kind: r.kind,
-                        topic: &r.topic,
-                        partition: r.partition,
-                        offset: r.offset,
-                        payload: &r.payload,
-                    }),
-                    now_ms(),
-                );
+                let read = reading.next_batch();
+                // `write_in_flight` turns a panic into an error.
                 let written = writing.map(|writing| {
-                    writing.join().unwrap_or_else(|_| {
-                        let bug = PipelineError::Bug("the writing thread panicked".to_owned());
-                        (Err(bug), Duration::ZERO)
-                    })
+                    writing
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p))
                 });
-                (output, written)
+                (read, written)
             });
             if let (Some(job), Some((written, took))) = (pending.take(), written) {
                 self.complete(job, written?, took, totals, observer)?;
             }
-            let batch = Transformed {
-                id,
-                output,
-                offsets,
-                began,
-                by_topic,
-                skipped,
-            };
-            pending = Some(self.prepare(batch, false, stop)?);
+            match read? {
+                Read::End => {
+                    self.finish(stop, totals, observer)?;
+                    break;
+                }
+                Read::Nothing => {
+                    if let Until::IdleFor(idle) = until {
+                        // Idle means caught up: a source that is behind, or cannot say (a
+                        // broker that is down), is waited for.
+                        if self.source.lag() != Some(0) {
+                            *idle_since = Instant::now();
+                        } else if idle_since.elapsed() >= idle {
+                            totals.idle = idle_since.elapsed();
+                            self.finish(stop, totals, observer)?;
+                            break;
+                        }
+                    }
+                }
+                Read::Batch(batch) => {
+                    *idle_since = Instant::now();
+                    totals.skipped += batch.skipped;
+                    pending = Some(self.prepare(*batch, false, stop)?);
+                }
+            }
         }
         // Asked to stop: the batch transformed is written before the way out.
         if let Some(job) = pending.take() {
@@ -516,6 +456,113 @@ fn write_job<K: Sink>(
     (written, writing.elapsed())
 }
 
+/// Writes a batch on the thread beside the loop's, telling the source's [`InFlight`]
+/// when it ends and what it made durable. A panic ends the flight too: a source waiting
+/// for it must not wait forever.
+fn write_in_flight<K: Sink>(
+    sink: &mut K,
+    job: &Job<K::Snapshot>,
+    retrying: &Retrying<'_>,
+    in_flight: Option<&InFlight>,
+) -> (Result<Option<CheckpointCost>, PipelineError>, Duration) {
+    let written = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        write_job(sink, job, retrying)
+    }));
+    if let Some(in_flight) = in_flight {
+        match (&written, &job.checkpoint) {
+            (Ok((Ok(_), _)), Some(due)) => in_flight.end(&due.offsets),
+            _ => in_flight.end(&[]),
+        }
+    }
+    written.unwrap_or_else(|_| {
+        let bug = PipelineError::Bug("the writing thread panicked".to_owned());
+        (Err(bug), Duration::ZERO)
+    })
+}
+
+/// What the loop's thread needs to read and transform a batch, apart from the sink
+/// that the other thread writes with meanwhile.
+struct Reading<'a, S> {
+    source: &'a mut S,
+    transformer: &'a mut Transformer,
+    /// The next offset per partition the warehouse holds, with the batches prepared.
+    next: &'a BTreeMap<(String, i32), i64>,
+    limits: &'a BatchLimits,
+}
+
+/// What one poll came to.
+enum Read {
+    /// The input has ended.
+    End,
+    /// No message arrived in time.
+    Nothing,
+    Batch(Box<Transformed>),
+}
+
+impl<S: Source> Reading<'_, S> {
+    /// Polls the source, skips what the warehouse holds already, and transforms the rest.
+    fn next_batch(&mut self) -> Result<Read, PipelineError> {
+        let began = Instant::now();
+        let records = match self.source.poll(self.limits)? {
+            Polled::End => return Ok(Read::End),
+            Polled::Records(records) => records,
+        };
+        for (topic, partition) in self.source.revoked() {
+            self.transformer.untrack(&topic, partition);
+        }
+        for (kind, topic, partition) in self.source.partitions() {
+            self.transformer.track(kind, &topic, partition);
+        }
+        if records.is_empty() {
+            return Ok(Read::Nothing);
+        }
+        // What a crash left between the warehouse's commit and the source's is read
+        // again; the warehouse's offsets say what to skip.
+        let fresh: Vec<_> = records
+            .iter()
+            .filter(|r| {
+                let next = self.next.get(&(r.topic.clone(), r.partition)).copied();
+                next.is_none_or(|n| r.offset >= n)
+            })
+            .collect();
+        let skipped = (records.len() - fresh.len()) as u64;
+        // First offset and next offset per partition.
+        let mut advanced: BTreeMap<(String, i32), (i64, i64)> = BTreeMap::new();
+        let mut by_topic: BTreeMap<String, u64> = BTreeMap::new();
+        for r in &fresh {
+            let range = advanced
+                .entry((r.topic.clone(), r.partition))
+                .or_insert((r.offset, r.offset + 1));
+            range.0 = range.0.min(r.offset);
+            range.1 = range.1.max(r.offset + 1);
+            *by_topic.entry(r.topic.clone()).or_default() += 1;
+        }
+        let id = batch_id(&advanced);
+        let offsets = advanced
+            .into_iter()
+            .map(|((topic, partition), (_, next))| (topic, partition, next))
+            .collect();
+        let output = self.transformer.process(
+            fresh.iter().map(|r| Message {
+                kind: r.kind,
+                topic: &r.topic,
+                partition: r.partition,
+                offset: r.offset,
+                payload: &r.payload,
+            }),
+            now_ms(),
+        );
+        Ok(Read::Batch(Box::new(Transformed {
+            id,
+            output,
+            offsets,
+            began,
+            by_topic,
+            skipped,
+        })))
+    }
+}
+
 /// A batch as the transformation left it.
 struct Transformed {
     id: String,
@@ -677,7 +724,7 @@ mod tests {
 
     use super::*;
     use crate::sinks::{CheckpointCost, Offsets};
-    use crate::sources::Record;
+    use crate::sources::{InFlight, Record};
     use crate::transforms::state::{Changes, State};
 
     /// Two messages (one not JSON, so it is dead-lettered), then the end.
@@ -786,22 +833,26 @@ mod tests {
         (result, runner.into_sink(), metrics)
     }
 
-    /// Three one-message batches, then the end; at each poll it notes how many it had
-    /// handed out and how many the sink (a [`Flaky`] that does not fail) had written by
-    /// then.
+    /// Three one-message batches, then the end. Each poll acts as a consumer group's
+    /// revocation does: it waits for the batch in flight and takes the offsets it made
+    /// durable, noting those and how many batches the sink (a [`Flaky`] that does not
+    /// fail) had written by then.
     #[derive(Debug)]
-    struct Watched {
+    struct Revoked {
         left: VecDeque<Record>,
-        rebalances: bool,
+        in_flight: Arc<InFlight>,
         written: Arc<std::sync::Mutex<usize>>,
-        polls: Vec<(usize, usize)>,
+        /// Per poll: batches written, and the offsets taken.
+        polls: Vec<(usize, Landed)>,
     }
 
-    impl Source for Watched {
+    type Landed = Vec<(String, i32, i64)>;
+
+    impl Source for Revoked {
         fn poll(&mut self, _: &BatchLimits) -> Result<Polled, PipelineError> {
-            let handed = 3 - self.left.len();
+            let landed = self.in_flight.landed();
             let written = *self.written.lock().unwrap();
-            self.polls.push((handed, written));
+            self.polls.push((written, landed));
             Ok(self
                 .left
                 .pop_front()
@@ -813,43 +864,45 @@ mod tests {
         fn commit(&mut self, _: &[(String, i32, i64)]) -> Result<(), PipelineError> {
             Ok(())
         }
-        fn rebalances(&self) -> bool {
-            self.rebalances
+        fn in_flight(&self) -> Option<Arc<InFlight>> {
+            Some(Arc::clone(&self.in_flight))
         }
     }
 
     #[test]
-    fn a_rebalancing_source_polls_with_every_batch_written_and_the_others_overlap() {
-        let polls = |rebalances: bool| {
-            let sink = Flaky::default();
-            let written = Arc::clone(&sink.count);
-            let left = (0..3)
-                .map(|offset| Record {
-                    kind: EventKind::Listen,
-                    topic: "listen_events".to_owned(),
-                    partition: 0,
-                    offset,
-                    payload: b"{".to_vec(),
-                })
-                .collect();
-            let source = Watched {
-                left,
-                rebalances,
-                written: Arc::clone(&written),
-                polls: Vec::new(),
-            };
-            let mut runner =
-                Runner::new(source, sink, Config::default(), BatchLimits::default()).unwrap();
-            let totals = runner
-                .run(Until::Stopped, &AtomicBool::new(false), &mut Silent)
-                .unwrap();
-            assert_eq!(totals.stats.rejected, 3, "{rebalances}");
-            assert_eq!(*written.lock().unwrap(), 4, "three batches and the close");
-            runner.source.polls.clone()
+    fn a_source_giving_partitions_up_mid_poll_gets_the_batch_in_flight_written_first() {
+        let sink = Flaky::default();
+        let written = Arc::clone(&sink.count);
+        let left = (0..3)
+            .map(|offset| Record {
+                kind: EventKind::Listen,
+                topic: "listen_events".to_owned(),
+                partition: 0,
+                offset,
+                payload: b"{".to_vec(),
+            })
+            .collect();
+        let source = Revoked {
+            left,
+            in_flight: Arc::default(),
+            written: Arc::clone(&written),
+            polls: Vec::new(),
         };
-        assert_eq!(polls(true), [(0, 0), (1, 1), (2, 2), (3, 3)]);
-        // Each batch is written while the next is read and transformed.
-        assert_eq!(polls(false), [(0, 0), (1, 0), (2, 1), (3, 2)]);
+        let mut runner = Runner::new(source, sink, Config::default(), BatchLimits::default())
+            .unwrap()
+            .with_checkpoint_every(Duration::ZERO);
+        let totals = runner
+            .run(Until::Stopped, &AtomicBool::new(false), &mut Silent)
+            .unwrap();
+        assert_eq!(totals.stats.rejected, 3);
+        assert_eq!(*written.lock().unwrap(), 4, "three batches and the close");
+        // Each batch is written while the next poll runs, and a poll that waits for it
+        // finds it written, with the offsets to commit.
+        let landed = |next| vec![("listen_events".to_owned(), 0, next)];
+        assert_eq!(
+            runner.source.polls,
+            [(0, vec![]), (1, landed(1)), (2, landed(2)), (3, landed(3))]
+        );
     }
 
     /// Two one-message batches from `listen_events`: before the first it reads

@@ -5,6 +5,7 @@ pub mod files;
 pub mod kafka;
 pub mod stdin;
 
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use warehouse::raw::EventKind;
@@ -58,11 +59,12 @@ pub trait Source {
     /// Tells the source everything before these offsets is durably written.
     fn commit(&mut self, next_offsets: &[(String, i32, i64)]) -> Result<(), PipelineError>;
 
-    /// Whether partitions can move to another instance during a poll (a consumer
-    /// group): then every batch read is written and committed before the next poll, so
-    /// that a partition's new owner never reads what this instance is about to write.
-    fn rebalances(&self) -> bool {
-        false
+    /// For a source whose partitions can move to another instance during a poll (a
+    /// consumer group): where the runner tells it about the batch it writes meanwhile,
+    /// so that before giving partitions up it waits for that write and commits what it
+    /// wrote, and their new owner starts after it (see [`InFlight`]).
+    fn in_flight(&self) -> Option<Arc<InFlight>> {
+        None
     }
 
     /// Partitions taken away from this source since the last call (a consumer group's
@@ -74,6 +76,55 @@ pub trait Source {
     /// Messages behind the end of the input, where the source can tell.
     fn lag(&self) -> Option<i64> {
         None
+    }
+}
+
+/// The batch the runner writes on another thread while the source polls. A source that
+/// gives partitions up during a poll waits in [`InFlight::landed`] for that write, so
+/// that it can commit the offsets written before the partitions go: otherwise their new
+/// owner would start before them and write the same messages again.
+#[derive(Debug, Default)]
+pub struct InFlight {
+    flight: Mutex<Flight>,
+    ended: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Flight {
+    writing: bool,
+    /// The next offsets of the last write that succeeded with a checkpoint, not yet
+    /// taken by [`InFlight::landed`].
+    written: Vec<(String, i32, i64)>,
+}
+
+impl InFlight {
+    /// A write begins.
+    pub fn begin(&self) {
+        let mut flight = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
+        flight.writing = true;
+        flight.written.clear();
+    }
+
+    /// The write ended, having made these offsets durable (none if it failed or
+    /// checkpointed nothing).
+    pub fn end(&self, written: &[(String, i32, i64)]) {
+        let mut flight = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
+        flight.writing = false;
+        flight.written = written.to_vec();
+        self.ended.notify_all();
+    }
+
+    /// Waits for the write under way, if any, and takes the offsets the last one made
+    /// durable.
+    pub fn landed(&self) -> Vec<(String, i32, i64)> {
+        let mut flight = self.flight.lock().unwrap_or_else(PoisonError::into_inner);
+        while flight.writing {
+            flight = self
+                .ended
+                .wait(flight)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        std::mem::take(&mut flight.written)
     }
 }
 
