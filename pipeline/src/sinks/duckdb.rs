@@ -531,11 +531,22 @@ enum Rows {
 
 /// Puts a batch into an empty temporary table shaped like `name`.
 fn stage(tx: &duckdb::Transaction<'_>, name: &str, batch: RecordBatch) -> duckdb::Result<()> {
-    let stage = format!("stage_{name}");
+    let shape = format!("AS SELECT * FROM \"{name}\" LIMIT 0");
+    stage_as(tx, &format!("stage_{name}"), &shape, batch)
+}
+
+/// Puts a batch into the temporary table `stage`, emptied first and created on first
+/// use as `shape` says (a column list, or `AS` a query).
+fn stage_as(
+    tx: &duckdb::Transaction<'_>,
+    stage: &str,
+    shape: &str,
+    batch: RecordBatch,
+) -> duckdb::Result<()> {
     tx.execute_batch(&format!(
-        "CREATE TEMP TABLE IF NOT EXISTS {stage} AS SELECT * FROM \"{name}\" LIMIT 0; DELETE FROM temp.{stage};"
+        "CREATE TEMP TABLE IF NOT EXISTS {stage} {shape}; DELETE FROM temp.{stage};"
     ))?;
-    let mut appender = tx.appender_to_catalog_and_db(&stage, "temp", "main")?;
+    let mut appender = tx.appender_to_catalog_and_db(stage, "temp", "main")?;
     appender.append_record_batch(batch)?;
     appender.flush()
 }
@@ -543,14 +554,12 @@ fn stage(tx: &duckdb::Transaction<'_>, name: &str, batch: RecordBatch) -> duckdb
 /// Closes the event_fact rows of superseded versions, which this batch's rows may hold
 /// too: staged, then one update joined on the session and the version's start.
 fn close_superseded(tx: &duckdb::Transaction<'_>, superseded: RecordBatch) -> duckdb::Result<()> {
-    tx.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS superseded_event_facts (session_key BIGINT NOT NULL, valid_from TIMESTAMPTZ NOT NULL, valid_to TIMESTAMPTZ NOT NULL);
-         DELETE FROM temp.superseded_event_facts;",
+    stage_as(
+        tx,
+        "superseded_event_facts",
+        "(session_key BIGINT NOT NULL, valid_from TIMESTAMPTZ NOT NULL, valid_to TIMESTAMPTZ NOT NULL)",
+        superseded,
     )?;
-    let mut appender = tx.appender_to_catalog_and_db("superseded_event_facts", "temp", "main")?;
-    appender.append_record_batch(superseded)?;
-    appender.flush()?;
-    drop(appender);
     tx.execute(
         "UPDATE event_fact SET record_valid_to = s.valid_to, is_record_valid = false
          FROM temp.superseded_event_facts s
