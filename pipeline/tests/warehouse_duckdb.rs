@@ -137,6 +137,11 @@ fn consume_until_idle(bootstrap: &str, duckdb: &Path) -> std::process::ExitStatu
     .unwrap()
 }
 
+/// The one integer a query answers, such as `SELECT count(*) ...`.
+fn count(connection: &duckdb::Connection, sql: &str) -> i64 {
+    connection.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
 fn warehouse_at(path: &Path) -> Warehouse {
     let connection = duckdb::Connection::open(path).unwrap();
     duckdb_tables(&connection)
@@ -503,17 +508,22 @@ fn an_oversized_dead_letter_never_stops_the_pipeline() {
 
     // Every valid page view landed; both oversized records are dead letters, whole.
     let connection = duckdb::Connection::open(&duckdb).unwrap();
-    let count = |sql: &str| -> i64 { connection.query_row(sql, [], |r| r.get(0)).unwrap() };
     assert_eq!(
-        count("SELECT count(*) FROM event_dim") as u64,
+        count(&connection, "SELECT count(*) FROM event_dim") as u64,
         delivered[EventKind::PageView.index()]
     );
     assert_eq!(
-        count("SELECT count(*) FROM dead_letters WHERE reason = 'too_large'"),
+        count(
+            &connection,
+            "SELECT count(*) FROM dead_letters WHERE reason = 'too_large'"
+        ),
         2
     );
     assert_eq!(
-        count("SELECT min(octet_length(payload)) FROM dead_letters"),
+        count(
+            &connection,
+            "SELECT min(octet_length(payload)) FROM dead_letters"
+        ),
         huge.len() as i64
     );
 
@@ -1025,16 +1035,12 @@ fn dead_letters_wait_for_a_broker_that_went_away_and_nothing_is_lost() {
     assert!(child.0.wait().unwrap().success());
 
     let connection = duckdb::Connection::open(&duckdb).unwrap();
-    let count = |sql: &str| -> u64 {
-        connection
-            .query_row(sql, [], |row| row.get::<_, i64>(0))
-            .unwrap() as u64
-    };
-    let landed = count("SELECT count(*) FROM event_fact WHERE is_record_valid")
-        + count("SELECT count(*) FROM event_dim")
-        + count("SELECT count(*) FROM auth_fact")
-        + count("SELECT count(*) FROM level_change_fact");
-    let dead = count("SELECT count(*) FROM dead_letters");
+    let rows = |sql: &str| count(&connection, sql) as u64;
+    let landed = rows("SELECT count(*) FROM event_fact WHERE is_record_valid")
+        + rows("SELECT count(*) FROM event_dim")
+        + rows("SELECT count(*) FROM auth_fact")
+        + rows("SELECT count(*) FROM level_change_fact");
+    let dead = rows("SELECT count(*) FROM dead_letters");
     assert_eq!(dead, bad);
     assert_eq!(landed + dead, produced, "landed {landed} + dead {dead}");
     let topics: Vec<String> = EventKind::ALL
@@ -1109,12 +1115,11 @@ fn incremental_checkpoints_restore_the_state_the_transformation_holds() {
     );
     // Records are appended and the stale ones dropped now and then: states restored
     // after a compaction are among those compared above.
-    let kept: usize = sink
-        .connection()
-        .query_row("SELECT count(*) FROM pipeline_state_sessions", [], |r| {
-            r.get(0)
-        })
-        .unwrap();
+    let kept = usize::try_from(count(
+        sink.connection(),
+        "SELECT count(*) FROM pipeline_state_sessions",
+    ))
+    .unwrap();
     assert!(
         kept < session_records,
         "the sessions' records were never compacted: {kept} kept of {session_records} written"
@@ -1281,14 +1286,10 @@ fn a_checkpoint_of_an_earlier_version_reads_back_after_the_upgrade() {
         restored == *state,
         "the upgraded checkpoint reads back otherwise"
     );
-    let columns: i64 = sink
-        .connection()
-        .query_row(
-            "SELECT count(*) FROM duckdb_columns() WHERE table_name LIKE 'pipeline_state_%' AND column_name = 'seq'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let columns = count(
+        sink.connection(),
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name LIKE 'pipeline_state_%' AND column_name = 'seq'",
+    );
     assert_eq!(columns, 3, "every record table is appended to now");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -1331,14 +1332,10 @@ fn a_checkpoint_of_the_previous_format_is_migrated_and_an_unknown_one_refused() 
         restored == *transformer.state(),
         "the migrated state differs"
     );
-    let legacy_left: i64 = sink
-        .connection()
-        .query_row(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'pipeline_state'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let legacy_left = count(
+        sink.connection(),
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'pipeline_state'",
+    );
     assert_eq!(legacy_left, 0, "the old table is gone");
 
     let older = dir.join("older.duckdb");
@@ -1389,14 +1386,10 @@ fn a_warehouse_whose_tables_an_earlier_version_indexed_is_upserted_to_the_same_t
             .unwrap();
         assert!(status.success());
     }
-    let superseded: i64 = duckdb::Connection::open(&fresh)
-        .unwrap()
-        .query_row(
-            "SELECT count(*) FROM event_fact WHERE NOT is_record_valid",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
+    let superseded = count(
+        &duckdb::Connection::open(&fresh).unwrap(),
+        "SELECT count(*) FROM event_fact WHERE NOT is_record_valid",
+    );
     assert!(
         superseded > 0,
         "no version was superseded: the case is not tested"
