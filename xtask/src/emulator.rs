@@ -6,15 +6,14 @@
 //! `duckdb-extension-spatial` copied where DuckDB 1.5.5 looks for extensions.
 
 use std::fs;
-use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
 use crate::kafka::cache_dir;
-use crate::process::{self, alive, tail};
+use crate::process;
 
 /// Every package pinned, so that an install today is the install of any later day.
 const PACKAGES: [&str; 4] = [
@@ -89,50 +88,23 @@ impl Emulator {
             self.endpoint(),
             self.log_file().display()
         );
-        let log = fs::File::create(self.log_file())
-            .with_context(|| format!("creating {}", self.log_file().display()))?;
-        let child = Command::new(venv.join("bin/bqemulator"))
-            .args([
-                "start",
-                "--ephemeral",
-                "--project",
-                PROJECT,
-                "--log-format",
-                "json",
-            ])
-            .args(["--rest-port", &self.port.to_string()])
-            .args(["--grpc-port", &(self.port + 10).to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            // Its own process group, so Ctrl-C in this terminal does not reach it.
-            .process_group(0)
-            .spawn()
-            .context("starting bqemulator")?;
-        fs::write(self.pid_file(), child.id().to_string())?;
-        let started = Instant::now();
-        while started.elapsed() < START_TIMEOUT {
-            if !alive(child.id()) {
-                bail!(
-                    "the emulator exited during start-up; read {}\n{}",
-                    self.log_file().display(),
-                    tail(&self.log_file())
-                );
-            }
-            if self.ready() {
-                println!(
-                    "emulator: ready at {} after {:.1?}",
-                    self.endpoint(),
-                    started.elapsed()
-                );
-                return Ok(());
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        bail!(
-            "the emulator did not answer within {START_TIMEOUT:?}; read {}\n{}",
-            self.log_file().display(),
-            tail(&self.log_file())
+        process::start_detached(
+            Command::new(venv.join("bin/bqemulator"))
+                .args([
+                    "start",
+                    "--ephemeral",
+                    "--project",
+                    PROJECT,
+                    "--log-format",
+                    "json",
+                ])
+                .args(["--rest-port", &self.port.to_string()])
+                .args(["--grpc-port", &(self.port + 10).to_string()]),
+            "the BigQuery emulator",
+            &self.log_file(),
+            &self.pid_file(),
+            START_TIMEOUT,
+            || self.ready(),
         )
     }
 

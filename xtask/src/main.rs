@@ -15,7 +15,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use lexopt::ValueExt as _;
-use xtask::{emulator, kafka};
+use xtask::{emulator, gcs, kafka};
 
 const HELP: &str = "\
 cargo xtask <command>
@@ -35,6 +35,10 @@ Commands:
                       A BigQuery API emulator (PyPI's bqemulator, installed once into
                       a virtual environment in the cache) on 127.0.0.1, default REST
                       port 9050 (gRPC ten above), project music-analytics.
+  gcs start|stop|status [--port N] [--state-dir DIR]
+                      A Cloud Storage API emulator (fsouza's fake-gcs-server, built
+                      once with Go from the module proxy; in memory) on 127.0.0.1,
+                      default port 9023, with the bucket music-analytics-local.
   demo [--users N] [--days D] [--seed S] [--out PATH]
                       The main job, embedded: simulate (default 2,000 users, 59 days
                       from 2026-01-01: January and February, seed 1), stream through
@@ -141,26 +145,21 @@ fn run() -> Result<()> {
             }
         }
         "emulator" => {
-            let action = match args.next()? {
-                Some(lexopt::Arg::Value(action)) => action.string()?,
-                _ => bail!("emulator: expected start, stop or status"),
-            };
-            let (mut port, mut state_dir) = (None, None);
-            while let Some(arg) = args.next()? {
-                match arg {
-                    lexopt::Arg::Long("port") => port = Some(args.value()?.parse()?),
-                    lexopt::Arg::Long("state-dir") => state_dir = Some(args.value()?.into()),
-                    other => bail!("emulator: {}", other.unexpected()),
-                }
-            }
+            let (action, port, state_dir) = service_args(&mut args, "emulator")?;
             let emulator = emulator::Emulator::new(port, state_dir);
             match action.as_str() {
                 "start" => emulator.start(),
                 "stop" => emulator.stop(),
-                "status" => emulator.status(),
-                other => {
-                    bail!("emulator: unknown action `{other}`; expected start, stop or status")
-                }
+                _ => emulator.status(),
+            }
+        }
+        "gcs" => {
+            let (action, port, state_dir) = service_args(&mut args, "gcs")?;
+            let gcs = gcs::Gcs::new(port, state_dir);
+            match action.as_str() {
+                "start" => gcs.start(),
+                "stop" => gcs.stop(),
+                _ => gcs.status(),
             }
         }
         "ci" => {
@@ -295,6 +294,30 @@ fn run() -> Result<()> {
         }
         other => bail!("unknown command `{other}`\n\n{HELP}"),
     }
+}
+
+/// The action (start, stop or status) and the `--port` and `--state-dir` of a
+/// background service's command.
+fn service_args(
+    args: &mut lexopt::Parser,
+    command: &str,
+) -> Result<(String, Option<u16>, Option<PathBuf>)> {
+    let action = match args.next()? {
+        Some(lexopt::Arg::Value(action)) => action.string()?,
+        _ => bail!("{command}: expected start, stop or status"),
+    };
+    if !["start", "stop", "status"].contains(&action.as_str()) {
+        bail!("{command}: unknown action `{action}`; expected start, stop or status");
+    }
+    let (mut port, mut state_dir) = (None, None);
+    while let Some(arg) = args.next()? {
+        match arg {
+            lexopt::Arg::Long("port") => port = Some(args.value()?.parse()?),
+            lexopt::Arg::Long("state-dir") => state_dir = Some(args.value()?.into()),
+            other => bail!("{command}: {}", other.unexpected()),
+        }
+    }
+    Ok((action, port, state_dir))
 }
 
 fn no_more_args(args: &mut lexopt::Parser, command: &str) -> Result<()> {

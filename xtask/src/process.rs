@@ -111,6 +111,50 @@ pub fn run(command: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Starts `command` in the background in a process group of its own (so that Ctrl-C in
+/// this terminal does not reach it), its output in `log` and its pid in `pid_file`, and
+/// waits until `ready` says it answers. `what` names it in messages.
+pub fn start_detached(
+    command: &mut Command,
+    what: &str,
+    log: &Path,
+    pid_file: &Path,
+    timeout: Duration,
+    ready: impl Fn() -> bool,
+) -> Result<()> {
+    use std::os::unix::process::CommandExt as _;
+    use std::process::Stdio;
+    let log_file = fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
+    fs::write(pid_file, child.id().to_string())?;
+    let started = Instant::now();
+    while started.elapsed() < timeout {
+        if !alive(child.id()) {
+            bail!(
+                "{what} exited during start-up; read {}\n{}",
+                log.display(),
+                tail(log)
+            );
+        }
+        if ready() {
+            println!("{what}: ready after {:.1?}", started.elapsed());
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    bail!(
+        "{what} did not answer within {timeout:?}; read {}\n{}",
+        log.display(),
+        tail(log)
+    )
+}
+
 /// A virtual environment in `dir/venv` holding `packages` (pinned), created and filled
 /// the first time and again whenever the pins change; `finish` completes it before it
 /// counts as installed. `what` names it in the progress line.
