@@ -63,6 +63,10 @@ pub enum PipelineError {
     /// What the warehouse holds cannot be resumed from (a checkpoint of another version).
     #[error("{0}")]
     Incompatible(String),
+    /// Another pipeline took over this one's instance name (its checkpoint log): this
+    /// one must stop rather than commit over the newer one's checkpoints.
+    #[error("{0}")]
+    Fenced(String),
     /// Something that should not happen, such as Arrow refusing our own batches.
     #[error("internal error: {0}")]
     Bug(String),
@@ -105,11 +109,13 @@ impl Classify for PipelineError {
             } => ErrorClass::Retryable,
             PipelineError::DuckDb { error, .. } => duckdb_class(error),
             // A request BigQuery refuses (credentials, permissions, a bad schema) fails
-            // the same way when retried; so do settings and a warehouse of another kind.
+            // the same way when retried; so do settings, a warehouse of another kind and
+            // a pipeline whose instance another took over.
             PipelineError::KafkaSettings { .. }
             | PipelineError::Bind { .. }
             | PipelineError::Setting(_)
             | PipelineError::Incompatible(_)
+            | PipelineError::Fenced(_)
             | PipelineError::BigQuery {
                 retryable: false, ..
             } => ErrorClass::BadData,

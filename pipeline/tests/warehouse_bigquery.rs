@@ -21,7 +21,7 @@ use xtask::emulator::{Emulator, ScratchEmulator};
 
 use common::{
     assert_same_rows, bigquery_tables, bigquery_tables_except, duckdb_tables, options, run_into,
-    simulated, temp_dir, without_receive_times,
+    simulated, temp_dir, transformer_over, without_receive_times,
 };
 
 /// Simulated events as the simulator's files, one partition per topic, with malformed
@@ -216,5 +216,48 @@ fn the_session_fact_job_repairs_bigquery_as_it_repairs_duckdb() {
         &without_receive_times(&bigquery_tables(emulator, "warehouse").text()),
         &without_receive_times(&duckdb_tables(duckdb.connection()).text()),
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_dataset_checkpointed_by_an_earlier_version_resumes_from_that_checkpoint() {
+    let scratch = ScratchEmulator::start("pipeline-bq-legacy").unwrap();
+    let emulator = scratch.emulator();
+    let dir = temp_dir("bq-legacy");
+    let partitions = simulated(40, 1, 3, 1);
+    let mut transformer = transformer_over(&partitions);
+    for partition in &partitions {
+        let half = partition.payloads.len() / 2;
+        transformer.process((0..half).map(|i| partition.message(i)), 0);
+    }
+    assert!(!transformer.state().open.is_empty(), "sessions are open");
+    // The dataset as an earlier version left it: the state as one JSON string per
+    // instance, the offsets in a table of their own.
+    let options = options(emulator, "warehouse", &dir.join("staging"));
+    drop(BigQuery::open(&options).unwrap());
+    let json = serde_json::to_string(transformer.state()).unwrap();
+    let literal = json.replace('\\', "\\\\").replace('\'', "\\'");
+    emulator
+        .query(&format!(
+            "CREATE TABLE warehouse.pipeline_state (instance STRING NOT NULL, format INT64 NOT NULL, state STRING NOT NULL);
+             INSERT INTO warehouse.pipeline_state VALUES ('{}', 2, '{literal}');
+             CREATE TABLE warehouse.pipeline_offsets (topic STRING NOT NULL, kafka_partition INT64 NOT NULL, next_offset INT64 NOT NULL);
+             INSERT INTO warehouse.pipeline_offsets VALUES ('listen_events', 0, 123)",
+            options.instance
+        ))
+        .unwrap();
+
+    let mut sink = BigQuery::open(&options).unwrap();
+    assert_eq!(sink.state().unwrap().as_ref(), Some(transformer.state()));
+    let offsets = sink.offsets().unwrap();
+    assert_eq!(offsets[&("listen_events".to_owned(), 0)], 123);
+    drop(sink);
+    // Moved into the checkpoint log: read from there once the old tables are gone.
+    emulator
+        .query("DROP TABLE warehouse.pipeline_state; DROP TABLE warehouse.pipeline_offsets")
+        .unwrap();
+    let mut sink = BigQuery::open(&options).unwrap();
+    assert_eq!(sink.state().unwrap().as_ref(), Some(transformer.state()));
+    assert_eq!(sink.offsets().unwrap(), offsets);
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -15,7 +15,10 @@ use duckdb::{Connection, OptionalExt as _, params};
 use warehouse::analytics::{self, Dialect};
 use warehouse::schema;
 
-use super::{Batch, Checkpoint, CheckpointCost, Offsets, Sink, decode_state, unreadable_format};
+use super::{
+    Batch, Checkpoint, CheckpointCost, Offsets, Sink, decode_state, encode_records,
+    unreadable_format,
+};
 use crate::error::PipelineError;
 use crate::transforms::Output;
 use crate::transforms::arrow::{record_batches, superseded_batch};
@@ -615,12 +618,6 @@ impl Sink for DuckDb {
 }
 
 /// The records of `changes`; failing only for a value serde cannot describe, a bug.
-fn encode_records(state: &State, changes: &Changes) -> Result<Records, PipelineError> {
-    state
-        .records(changes)
-        .map_err(|e| PipelineError::Bug(format!("the state does not encode: {e}")))
-}
-
 impl RecordLog {
     /// How many records the record tables hold and the last checkpoint's number.
     fn read(connection: &Connection) -> duckdb::Result<RecordLog> {

@@ -3,6 +3,7 @@
 //! state with the rows, so that the pipeline resumes from what the warehouse holds.
 
 pub mod bigquery;
+pub mod checkpoint_log;
 pub mod dead_letter_topics;
 pub mod duckdb;
 pub mod staging;
@@ -11,19 +12,21 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use self::bigquery::BigQuery;
+pub use self::checkpoint_log::CheckpointLog;
 pub use self::dead_letter_topics::DeadLetterTopics;
 pub use self::duckdb::DuckDb;
 pub use self::staging::Staging;
 
 use crate::error::PipelineError;
 use crate::transforms::Output;
-use crate::transforms::state::{Changes, State};
+use crate::transforms::state::{Changes, Records, State};
 
 /// Where a partition's next message to read starts.
 pub type Offsets = HashMap<(String, i32), i64>;
 
-/// The version of the checkpoint's JSON, which BigQuery still stores whole and DuckDB
-/// warehouses before the keyed records did; a warehouse written by another is refused.
+/// The version of the checkpoint's JSON, the whole state as one string, which BigQuery
+/// datasets and DuckDB warehouses of earlier versions stored and which both sinks
+/// migrate on open; a checkpoint of another version is refused.
 pub const STATE_FORMAT: i32 = 2;
 
 /// One micro-batch as a sink writes it; `T` is the state as that sink stores it.
@@ -112,9 +115,12 @@ pub(crate) fn unreadable_format(place: &str, format: i32, reads: &str) -> Pipeli
     ))
 }
 
-pub(crate) fn encode_state(state: &State) -> Result<String, PipelineError> {
-    serde_json::to_string(state)
-        .map_err(|e| PipelineError::Bug(format!("the state does not serialize: {e}")))
+/// The records of the keys that changed since the last checkpoint: what both sinks
+/// store of the state.
+pub(crate) fn encode_records(state: &State, changes: &Changes) -> Result<Records, PipelineError> {
+    state
+        .records(changes)
+        .map_err(|e| PipelineError::Bug(format!("the state does not encode: {e}")))
 }
 
 /// FNV-1a: a digest for names, stable across runs and platforms, unlike std's hasher.

@@ -47,8 +47,17 @@ impl Staging {
                     "staging {location:?}: no bucket name after gs://"
                 )));
             }
+            // A few quick retries: the runner retries a failed batch whole, with its
+            // own backoff and not-ready meanwhile, so a long wait inside one request
+            // (the default is up to three minutes) only hides the failure.
+            let retry = object_store::RetryConfig {
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(30),
+                ..object_store::RetryConfig::default()
+            };
             let store = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(bucket)
+                .with_retry(retry)
                 .build()
                 .map_err(|e| fail("cannot set up GCS", e.into()))?;
             let prefix = prefix.trim_matches('/');
@@ -95,6 +104,19 @@ impl Staging {
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    /// The folder under the bucket or directory that everything is written below.
+    pub(crate) fn prefix(&self) -> &ObjectPath {
+        &self.prefix
+    }
+
+    pub(crate) fn runtime(&self) -> &Arc<tokio::runtime::Runtime> {
+        &self.runtime
     }
 
     fn error(&self, doing: String, error: Cause) -> PipelineError {

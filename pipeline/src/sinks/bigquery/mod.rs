@@ -1,16 +1,16 @@
 //! The BigQuery warehouse. Each batch is staged as Parquet (one file per table), loaded
 //! into staging tables of its own, then merged into the targets on their keys (and the
-//! event_fact versions it supersedes closed by one update) together with the consumed
-//! offsets and the checkpoint, in one multi-statement transaction: a replayed batch
-//! changes nothing, and a failed one leaves no trace and is not committed.
+//! event_fact versions it supersedes closed by one update) in one multi-statement
+//! transaction: a replayed batch changes nothing, and a failed one leaves no trace. The
+//! consumed offsets and the state are checkpointed after it, every so often, in the
+//! staging bucket ([`CheckpointLog`]): rows merged after the last checkpoint are merged
+//! again, unchanged, on a restart.
 
 pub(crate) mod api;
 
 use std::sync::Arc;
-use std::time::Instant;
 
-use arrow_array::{Int64Array, RecordBatch, StringArray};
-use arrow_schema::{DataType, Field, Schema};
+use arrow_schema::{DataType, Schema};
 use gcp_bigquery_client::model::clustering::Clustering;
 use gcp_bigquery_client::model::job::Job;
 use gcp_bigquery_client::model::job_configuration::JobConfiguration;
@@ -25,13 +25,13 @@ use warehouse::schema::{self, ColumnType, TABLES, Table};
 use self::api::Api;
 pub use self::api::{Auth, Retry};
 use super::{
-    Batch, Checkpoint, CheckpointCost, Offsets, STATE_FORMAT, Sink, Staging, decode_state,
-    encode_state, fnv1a,
+    Batch, CheckpointCost, CheckpointLog, Offsets, Sink, Staging, decode_state, encode_records,
+    fnv1a,
 };
 use crate::error::PipelineError;
 use crate::transforms::Output;
 use crate::transforms::arrow::{record_batches, superseded_batch};
-use crate::transforms::state::{Changes, State};
+use crate::transforms::state::{Changes, Records, State};
 
 /// Where and how to reach BigQuery.
 #[derive(Clone, Debug)]
@@ -45,20 +45,24 @@ pub struct BigQueryOptions {
     pub auth: Auth,
     /// `gs://bucket/prefix`, or a local directory (which only the emulator can load from).
     pub staging: String,
-    /// Names this pipeline's checkpoint, so that pipelines can share a dataset.
+    /// Names this pipeline's checkpoint log, so that pipelines can share a dataset.
     pub instance: String,
     pub retry: Retry,
 }
 
-/// Bookkeeping tables beside the warehouse's own.
-const OFFSETS_TABLE: &str = "pipeline_offsets";
-const STATE_TABLE: &str = "pipeline_state";
+/// Where earlier versions kept the offsets and the state (as one JSON string per
+/// instance), read once to migrate a dataset to the checkpoint log.
+const LEGACY_OFFSETS_TABLE: &str = "pipeline_offsets";
+const LEGACY_STATE_TABLE: &str = "pipeline_state";
 
 pub struct BigQuery {
     api: Api,
     staging: Staging,
     dataset: String,
     instance: String,
+    /// Claimed when the runner first asks for the state, so that a batch job, which
+    /// checkpoints nothing, does not fence out the streaming pipeline of its instance.
+    checkpoints: Option<CheckpointLog>,
 }
 
 impl std::fmt::Debug for BigQuery {
@@ -100,6 +104,7 @@ impl BigQuery {
             staging,
             dataset: options.dataset.clone(),
             instance: options.instance.clone(),
+            checkpoints: None,
         };
         sink.api.ensure_dataset(&sink.dataset, &options.location)?;
         let existing = sink.api.table_names(&sink.dataset)?;
@@ -117,19 +122,6 @@ impl BigQuery {
             project_dataset.trim_end_matches('.'),
         );
         sink.api.query("creating the KPI views", &views)?;
-        for (name, schema) in [
-            (OFFSETS_TABLE, offsets_schema()),
-            (STATE_TABLE, state_schema()),
-        ] {
-            if !existing.iter().any(|existing| existing == name) {
-                sink.api.create_table(BqTable::new(
-                    &sink.api.project,
-                    &sink.dataset,
-                    name,
-                    arrow_table_schema(&schema)?,
-                ))?;
-            }
-        }
         Ok(sink)
     }
 
@@ -197,15 +189,8 @@ impl BigQuery {
         Ok(())
     }
 
-    /// Stages, loads and merges `output`'s tables and, for a streaming batch with a
-    /// checkpoint, its offsets and state too, in one transaction; says what staging the
-    /// state cost.
-    fn merge_batch(
-        &self,
-        id: &str,
-        output: &Output,
-        streaming: Option<&Batch<'_, String>>,
-    ) -> Result<Option<CheckpointCost>, PipelineError> {
+    /// Stages, loads and merges `output`'s tables in one transaction.
+    fn merge_batch(&self, id: &str, output: &Output) -> Result<(), PipelineError> {
         let tables = record_batches(&output.tables)
             .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
         // Staging tables are the batch's own, so that instances and retries never meet.
@@ -228,64 +213,24 @@ impl BigQuery {
             script.push('\n');
             staged.push((uri, stage, table_schema(fields)?));
         }
-        let began = Instant::now();
-        let mut state_bytes = 0;
-        // Each is (stage, target, rows, statement).
-        let mut bookkeeping = match streaming {
-            Some(Batch {
-                checkpoint: Some(Checkpoint { offsets, state }),
-                ..
-            }) => vec![
-                (
-                    OFFSETS_TABLE,
-                    OFFSETS_TABLE,
-                    offsets_batch(offsets)?,
-                    "MERGE `{target}` T USING `{source}` S ON T.topic = S.topic AND T.kafka_partition = S.kafka_partition\n\
-                 WHEN MATCHED THEN UPDATE SET next_offset = S.next_offset\n\
-                 WHEN NOT MATCHED THEN INSERT (topic, kafka_partition, next_offset) VALUES (S.topic, S.kafka_partition, S.next_offset);",
-                ),
-                (
-                    STATE_TABLE,
-                    STATE_TABLE,
-                    self.state_batch(state, &mut state_bytes)?,
-                    "MERGE `{target}` T USING `{source}` S ON T.instance = S.instance\n\
-                 WHEN MATCHED THEN UPDATE SET format = S.format, state = S.state\n\
-                 WHEN NOT MATCHED THEN INSERT (instance, format, state) VALUES (S.instance, S.format, S.state);",
-                ),
-            ],
-            _ => Vec::new(),
-        };
         // After event_fact's merge: the versions closed may be among its rows.
         let superseded = &output.tables.superseded_event_facts;
         if !superseded.is_empty() {
-            bookkeeping.push((
-                "superseded_event_facts",
-                "event_fact",
-                superseded_batch(superseded)
-                    .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?,
-                "UPDATE `{target}` T SET record_valid_to = S.valid_to, is_record_valid = FALSE\n\
-                 FROM `{source}` S WHERE T.session_key = S.session_key AND T.record_valid_from = S.valid_from;",
+            let rows = superseded_batch(superseded)
+                .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
+            let uri = self.staging.put("_superseded_event_facts", id, &rows)?;
+            let stage = stage_name("superseded_event_facts");
+            script.push_str(&format!(
+                "UPDATE `{}` T SET record_valid_to = S.valid_to, is_record_valid = FALSE\n\
+                 FROM `{}` S WHERE T.session_key = S.session_key AND T.record_valid_from = S.valid_from;\n",
+                self.qualified("event_fact"),
+                self.qualified(&stage)
             ));
-        }
-        for (name, target, rows, statement) in bookkeeping {
-            if rows.num_rows() == 0 {
-                continue;
-            }
-            let uri = self.staging.put(&format!("_{name}"), id, &rows)?;
-            let stage = stage_name(name);
-            script.push_str(
-                &statement
-                    .replace("{target}", &self.qualified(target))
-                    .replace("{source}", &self.qualified(&stage)),
-            );
-            script.push('\n');
             staged.push((uri, stage, arrow_table_schema(&rows.schema())?));
         }
-        // Staging the offsets is a few rows; the state is the cost.
-        let cost = (state_bytes > 0).then(|| CheckpointCost {
-            bytes: state_bytes,
-            took: began.elapsed(),
-        });
+        if staged.is_empty() {
+            return Ok(());
+        }
         script.push_str("COMMIT TRANSACTION;");
         self.load(&staged)?;
         self.api.query(&format!("merge batch {id}"), &script)?;
@@ -297,21 +242,74 @@ impl BigQuery {
         if let Err(e) = self.api.query("drop staging tables", &drops) {
             tracing::warn!("{e}");
         }
-        Ok(cost)
+        Ok(())
     }
 
-    /// The checkpoint row of the state's JSON, adding its size to `bytes`.
-    fn state_batch(&self, json: &str, bytes: &mut u64) -> Result<RecordBatch, PipelineError> {
-        *bytes += json.len() as u64;
-        RecordBatch::try_new(
-            state_schema(),
-            vec![
-                Arc::new(StringArray::from(vec![self.instance.as_str()])),
-                Arc::new(Int64Array::from(vec![i64::from(STATE_FORMAT)])),
-                Arc::new(StringArray::from(vec![json])),
-            ],
-        )
-        .map_err(|e| PipelineError::Bug(format!("the checkpoint batch: {e}")))
+    /// The instance's checkpoint log, claimed on first use.
+    fn checkpoints(&mut self) -> Result<&mut CheckpointLog, PipelineError> {
+        match &mut self.checkpoints {
+            Some(log) => Ok(log),
+            slot => Ok(slot.insert(CheckpointLog::open(&self.staging, &self.instance)?)),
+        }
+    }
+
+    /// The state and offsets an earlier version kept in the dataset for this instance,
+    /// if it did: `pipeline_state` (one JSON string) and `pipeline_offsets`.
+    fn legacy_checkpoint(&self) -> Result<Option<(State, Offsets)>, PipelineError> {
+        let existing = self.api.table_names(&self.dataset)?;
+        if !existing.iter().any(|name| name == LEGACY_STATE_TABLE) {
+            return Ok(None);
+        }
+        let place = self.qualified(LEGACY_STATE_TABLE);
+        let sql = format!(
+            "SELECT format, state FROM `{place}` WHERE instance = '{}'",
+            self.instance.replace('\\', "\\\\").replace('\'', "\\'")
+        );
+        let state = match self
+            .rows("read the earlier checkpoint", &sql, 2)?
+            .as_slice()
+        {
+            [] => return Ok(None),
+            [row] => match row.as_slice() {
+                [Some(format), Some(json)] => {
+                    let format = format.parse().map_err(|_| {
+                        PipelineError::Incompatible(format!("{place}: format {format:?}"))
+                    })?;
+                    decode_state(format, json, &place)?
+                }
+                _ => {
+                    return Err(PipelineError::Incompatible(format!(
+                        "{place}: an empty checkpoint"
+                    )));
+                }
+            },
+            _ => {
+                return Err(PipelineError::Incompatible(format!(
+                    "{place}: several checkpoints for instance {}",
+                    self.instance
+                )));
+            }
+        };
+        let place = self.qualified(LEGACY_OFFSETS_TABLE);
+        let sql = format!("SELECT topic, kafka_partition, next_offset FROM `{place}`");
+        let mut offsets = Offsets::new();
+        for row in self.rows("read the earlier offsets", &sql, 3)? {
+            let parsed = match row.as_slice() {
+                [Some(topic), Some(partition), Some(next)] => partition
+                    .parse()
+                    .ok()
+                    .zip(next.parse().ok())
+                    .map(|(p, n)| ((topic.clone(), p), n)),
+                _ => None,
+            };
+            let Some((key, next)) = parsed else {
+                return Err(PipelineError::Incompatible(format!(
+                    "{place}: a row does not read: {row:?}"
+                )));
+            };
+            offsets.insert(key, next);
+        }
+        Ok(Some((state, offsets)))
     }
 
     /// Rows of a query, one `Vec` of text cells each, every page.
@@ -337,78 +335,54 @@ impl BigQuery {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        self.merge_batch(&format!("upsert-{now}"), output, None)
-            .map(|_| ())
+        self.merge_batch(&format!("upsert-{now}"), output)
     }
 }
 
 impl Sink for BigQuery {
-    /// The whole state as JSON, one row: BigQuery's own issue moves the state to
-    /// object storage, written incrementally.
-    type Snapshot = String;
+    /// The records of the keys that changed, as DuckDB stores them too.
+    type Snapshot = Records;
 
-    fn snapshot(state: &State, _: &Changes) -> Result<String, PipelineError> {
-        encode_state(state)
+    fn snapshot(state: &State, changes: &Changes) -> Result<Records, PipelineError> {
+        encode_records(state, changes)
     }
 
     fn offsets(&mut self) -> Result<Offsets, PipelineError> {
-        let sql = format!(
-            "SELECT topic, kafka_partition, next_offset FROM `{}`",
-            self.qualified(OFFSETS_TABLE)
-        );
-        let mut offsets = Offsets::new();
-        for row in self.rows("read the stored offsets", &sql, 3)? {
-            let parsed = match row.as_slice() {
-                [Some(topic), Some(partition), Some(next)] => partition
-                    .parse()
-                    .ok()
-                    .zip(next.parse().ok())
-                    .map(|(p, n)| ((topic.clone(), p), n)),
-                _ => None,
-            };
-            let Some((key, next)) = parsed else {
-                return Err(PipelineError::Incompatible(format!(
-                    "{}: a row does not read: {row:?}",
-                    self.qualified(OFFSETS_TABLE)
-                )));
-            };
-            offsets.insert(key, next);
-        }
-        Ok(offsets)
+        self.checkpoints()?.offsets()
     }
 
+    /// The log's state; for a dataset an earlier version checkpointed into, that
+    /// checkpoint, written to the log first so that it is read from there from now on.
     fn state(&mut self) -> Result<Option<State>, PipelineError> {
-        let sql = format!(
-            "SELECT format, state FROM `{}` WHERE instance = '{}'",
-            self.qualified(STATE_TABLE),
-            self.instance.replace('\\', "\\\\").replace('\'', "\\'")
-        );
-        let place = self.qualified(STATE_TABLE);
-        match self.rows("read the checkpoint", &sql, 2)?.as_slice() {
-            [] => Ok(None),
-            [row] => match row.as_slice() {
-                [Some(format), Some(json)] => {
-                    let format = format.parse().map_err(|_| {
-                        PipelineError::Incompatible(format!("{place}: format {format:?}"))
-                    })?;
-                    decode_state(format, json, &place).map(Some)
-                }
-                _ => Err(PipelineError::Incompatible(format!(
-                    "{place}: an empty checkpoint"
-                ))),
-            },
-            _ => Err(PipelineError::Incompatible(format!(
-                "{place}: several checkpoints for instance {}",
-                self.instance
-            ))),
+        if let Some(state) = self.checkpoints()?.state()? {
+            return Ok(Some(state));
         }
+        let Some((state, offsets)) = self.legacy_checkpoint()? else {
+            return Ok(None);
+        };
+        let offsets: Vec<(String, i32, i64)> = offsets
+            .into_iter()
+            .map(|((topic, partition), next)| (topic, partition, next))
+            .collect();
+        let records = encode_records(&state, &state.everything())?;
+        let legacy = self.qualified(LEGACY_STATE_TABLE);
+        let log = self.checkpoints()?;
+        log.commit(&records, &offsets)?;
+        tracing::info!("moved the checkpoint of {legacy} into {log:?}");
+        Ok(Some(state))
     }
 
     fn write(
         &mut self,
-        batch: &Batch<'_, String>,
+        batch: &Batch<'_, Records>,
     ) -> Result<Option<CheckpointCost>, PipelineError> {
-        self.merge_batch(batch.id, batch.output, Some(batch))
+        self.merge_batch(batch.id, batch.output)?;
+        let Some(checkpoint) = &batch.checkpoint else {
+            return Ok(None);
+        };
+        self.checkpoints()?
+            .commit(checkpoint.state, checkpoint.offsets)
+            .map(Some)
     }
 
     fn describe(&self) -> String {
@@ -418,38 +392,6 @@ impl Sink for BigQuery {
             self.staging.url()
         )
     }
-}
-
-fn offsets_schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("topic", DataType::Utf8, false),
-        Field::new("kafka_partition", DataType::Int64, false),
-        Field::new("next_offset", DataType::Int64, false),
-    ]))
-}
-
-fn state_schema() -> Arc<Schema> {
-    Arc::new(Schema::new(vec![
-        Field::new("instance", DataType::Utf8, false),
-        Field::new("format", DataType::Int64, false),
-        Field::new("state", DataType::Utf8, false),
-    ]))
-}
-
-fn offsets_batch(offsets: &[(String, i32, i64)]) -> Result<RecordBatch, PipelineError> {
-    RecordBatch::try_new(
-        offsets_schema(),
-        vec![
-            Arc::new(StringArray::from_iter_values(
-                offsets.iter().map(|o| o.0.as_str()),
-            )),
-            Arc::new(Int64Array::from_iter_values(
-                offsets.iter().map(|o| i64::from(o.1)),
-            )),
-            Arc::new(Int64Array::from_iter_values(offsets.iter().map(|o| o.2))),
-        ],
-    )
-    .map_err(|e| PipelineError::Bug(format!("the offsets batch: {e}")))
 }
 
 /// A BigQuery schema from its JSON field list.
