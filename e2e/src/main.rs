@@ -212,7 +212,7 @@ fn run(e2e: &E2e) -> Result<()> {
         check(&clean, &produced, &mut outcome)
     })?;
     steps.run("compare DuckDB with BigQuery, table by table", || {
-        let stored = bigquery_tables(emulator.emulator(), "e2e", "")?;
+        let stored = bigquery_tables(emulator.emulator(), "e2e")?;
         compare("BigQuery", &stored, &clean_tables)
     })?;
     outcome.fault_runs_identical = steps.run(

@@ -42,13 +42,6 @@ impl Tables {
         text
     }
 
-    /// The same tables without one.
-    pub fn without(&self, table: &str) -> Tables {
-        let mut copy = self.clone();
-        copy.tables.remove(table);
-        copy
-    }
-
     /// Rows per table, for reports.
     pub fn counts(&self) -> BTreeMap<&'static str, usize> {
         self.tables
@@ -150,11 +143,11 @@ pub fn duckdb_tables(connection: &duckdb::Connection) -> Result<Tables> {
     Ok(tables)
 }
 
-/// Every warehouse table of a dataset in the BigQuery emulator but `skipped`, rendered
-/// as DuckDB's are; empty tables are left out.
-pub fn bigquery_tables(emulator: &Emulator, dataset: &str, skipped: &str) -> Result<Tables> {
+/// Every warehouse table of a dataset in the BigQuery emulator (the views of their
+/// current rows), rendered as DuckDB's are; empty tables are left out.
+pub fn bigquery_tables(emulator: &Emulator, dataset: &str) -> Result<Tables> {
     let mut tables = Tables::default();
-    for table in TABLES.iter().filter(|t| t.name != skipped) {
+    for table in TABLES {
         let response = emulator.query(&format!("SELECT * FROM `{dataset}.{}`", table.name))?;
         let names: Vec<&str> = response["schema"]["fields"]
             .as_array()

@@ -20,8 +20,8 @@ use warehouse::raw::EventKind;
 use xtask::emulator::{Emulator, ScratchEmulator};
 
 use common::{
-    assert_same_rows, bigquery_tables, bigquery_tables_except, duckdb_tables, options, run_into,
-    simulated, temp_dir, transformer_over, without_receive_times,
+    assert_same_rows, bigquery_tables, duckdb_tables, options, run_into, simulated, temp_dir,
+    transformer_over, without_receive_times,
 };
 
 /// Simulated events as the simulator's files, one partition per topic, with malformed
@@ -120,47 +120,65 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
     );
     assert_eq!(bigquery.offsets().unwrap()[&(listens.topic.clone(), 0)], 20);
 
-    // A batch whose last MERGE fails (its target is gone) leaves the earlier tables and
-    // the offsets as they were: the whole batch is one transaction.
+    // A batch whose last load fails (its log is gone) moves no offset; the tables it
+    // did append to show the rows once when the batch is written again.
     let others = simulated(10, 1, 99, 1);
     let other_listens = others.iter().find(|p| p.kind == EventKind::Listen).unwrap();
     let output = transformer.process((0..60).map(|i| other_listens.message(i)), 0);
     let tables = record_batches(&output.tables).unwrap();
-    let new_songs = output
+    let new_songs: Vec<String> = output
         .tables
         .song_dim
         .rows()
         .iter()
-        .filter(|row| !snapshots[1].tables["song_dim"].contains_key(&row.song_key.to_string()))
-        .count();
+        .map(|row| row.song_key.to_string())
+        .filter(|key| !snapshots[1].tables["song_dim"].contains_key(key))
+        .collect();
     assert!(
-        new_songs > 0,
+        !new_songs.is_empty(),
         "the failing batch brings songs not yet stored"
     );
     assert!(tables.len() >= 2, "the batch writes several tables");
     let last = tables.last().unwrap().0.name;
     assert_ne!(last, "song_dim");
     emulator
-        .query(&format!("DROP TABLE warehouse.{last}"))
+        .query(&format!("DROP TABLE warehouse.{last}_log"))
         .unwrap();
     let failing = [(listens.topic.clone(), 0, 80)];
     let state = BigQuery::snapshot(transformer.state(), transformer.changes()).unwrap();
-    let error = bigquery
-        .write(&Batch {
-            id: "failing",
-            output: &output,
-            checkpoint: Some(Checkpoint {
-                offsets: &failing,
-                state: &state,
-            }),
-        })
-        .unwrap_err();
-    assert!(error.to_string().contains(last), "{error}");
-    assert_eq!(
-        bigquery_tables_except(emulator, "warehouse", last),
-        snapshots[1].without(last)
+    let batch = Batch {
+        id: "failing",
+        output: &output,
+        checkpoint: Some(Checkpoint {
+            offsets: &failing,
+            state: &state,
+        }),
+    };
+    let error = bigquery.write(&batch).unwrap_err();
+    assert!(
+        error.to_string().contains(&format!("{last}_log")),
+        "{error}"
     );
     assert_eq!(bigquery.offsets().unwrap()[&(listens.topic.clone(), 0)], 20);
+    drop(bigquery);
+    let mut bigquery = BigQuery::open(&options(emulator, "warehouse", &staging)).unwrap();
+    bigquery.state().unwrap();
+    bigquery.write(&batch).unwrap();
+    assert_eq!(bigquery.offsets().unwrap()[&(listens.topic.clone(), 0)], 80);
+    let stored = bigquery_tables(emulator, "warehouse");
+    for key in &new_songs {
+        assert!(stored.tables["song_dim"].contains_key(key), "song {key}");
+    }
+    let appended = emulator
+        .query("SELECT COUNT(*) AS n FROM warehouse.song_dim_log")
+        .unwrap();
+    let shown = emulator
+        .query("SELECT COUNT(*) AS n FROM warehouse.song_dim")
+        .unwrap();
+    assert_ne!(
+        appended["rows"], shown["rows"],
+        "the first attempt's songs are in the log twice, and in the view once"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -194,16 +212,25 @@ fn the_session_fact_job_repairs_bigquery_as_it_repairs_duckdb() {
     assert_eq!(first.rewritten, 0);
     assert_eq!(session_fact(&mut bigquery, day).unwrap(), first);
 
-    // The same damage in both; the job repairs both alike.
-    let damage = "UPDATE {session_fact} SET listen_count = listen_count + 7, listening_time = 0
+    // The same damage in both (in BigQuery to the rows of the log that the view shows);
+    // the job repairs both alike, in BigQuery by appending the repaired rows.
+    let damage = "UPDATE {target} SET listen_count = listen_count + 7, listening_time = 0
                   WHERE session_key IN (SELECT session_key FROM {session_fact}
                                         WHERE date_key = 20260105 ORDER BY session_key LIMIT 3)";
     duckdb
         .connection()
-        .execute_batch(&damage.replace("{session_fact}", "session_fact"))
+        .execute_batch(
+            &damage
+                .replace("{target}", "session_fact")
+                .replace("{session_fact}", "session_fact"),
+        )
         .unwrap();
     emulator
-        .query(&damage.replace("{session_fact}", "warehouse.session_fact"))
+        .query(
+            &damage
+                .replace("{target}", "warehouse.session_fact_log")
+                .replace("{session_fact}", "warehouse.session_fact"),
+        )
         .unwrap();
     assert_eq!(session_fact(&mut duckdb, day).unwrap().rewritten, 3);
     assert_eq!(session_fact(&mut bigquery, day).unwrap().rewritten, 3);
@@ -220,7 +247,7 @@ fn the_session_fact_job_repairs_bigquery_as_it_repairs_duckdb() {
 }
 
 #[test]
-fn a_dataset_checkpointed_by_an_earlier_version_resumes_from_that_checkpoint() {
+fn a_dataset_of_an_earlier_version_resumes_from_its_checkpoint_and_keeps_its_rows() {
     let scratch = ScratchEmulator::start("pipeline-bq-legacy").unwrap();
     let emulator = scratch.emulator();
     let dir = temp_dir("bq-legacy");
@@ -232,7 +259,8 @@ fn a_dataset_checkpointed_by_an_earlier_version_resumes_from_that_checkpoint() {
     }
     assert!(!transformer.state().open.is_empty(), "sessions are open");
     // The dataset as an earlier version left it: the state as one JSON string per
-    // instance, the offsets in a table of their own.
+    // instance, the offsets in a table of their own, and each table's rows in a table
+    // of the name the view of its current rows has now.
     let options = options(emulator, "warehouse", &dir.join("staging"));
     drop(BigQuery::open(&options).unwrap());
     let json = serde_json::to_string(transformer.state()).unwrap();
@@ -242,12 +270,23 @@ fn a_dataset_checkpointed_by_an_earlier_version_resumes_from_that_checkpoint() {
             "CREATE TABLE warehouse.pipeline_state (instance STRING NOT NULL, format INT64 NOT NULL, state STRING NOT NULL);
              INSERT INTO warehouse.pipeline_state VALUES ('{}', 2, '{literal}');
              CREATE TABLE warehouse.pipeline_offsets (topic STRING NOT NULL, kafka_partition INT64 NOT NULL, next_offset INT64 NOT NULL);
-             INSERT INTO warehouse.pipeline_offsets VALUES ('listen_events', 0, 123)",
+             INSERT INTO warehouse.pipeline_offsets VALUES ('listen_events', 0, 123);
+             DROP VIEW warehouse.song_dim;
+             CREATE TABLE warehouse.song_dim (song_key INT64 NOT NULL, artist STRING NOT NULL, song STRING NOT NULL);
+             INSERT INTO warehouse.song_dim VALUES (42, 'An Artist', 'A Song')",
             options.instance
         ))
         .unwrap();
 
     let mut sink = BigQuery::open(&options).unwrap();
+    let songs = emulator
+        .query("SELECT song_key, song FROM warehouse.song_dim")
+        .unwrap();
+    assert_eq!(
+        songs["rows"],
+        serde_json::json!([{"f": [{"v": "42"}, {"v": "A Song"}]}]),
+        "the earlier table's rows, through the view of its log"
+    );
     assert_eq!(sink.state().unwrap().as_ref(), Some(transformer.state()));
     let offsets = sink.offsets().unwrap();
     assert_eq!(offsets[&("listen_events".to_owned(), 0)], 123);

@@ -27,9 +27,14 @@ pub fn generated_files() -> Vec<GeneratedFile> {
             contents: bigquery::manifest(),
         },
     ];
-    files.extend(TABLES.iter().map(|table| GeneratedFile {
+    files.extend(bigquery::log_tables().map(|table| GeneratedFile {
         path: format!("bigquery/schemas/{}.json", table.name),
         contents: bigquery::json_schema(table),
+    }));
+    // One file per current view: its SELECT, for Terraform's `templatefile`.
+    files.extend(TABLES.iter().map(|table| GeneratedFile {
+        path: format!("bigquery/current/{}.sql", table.name),
+        contents: format!("{}\n", bigquery::current_view(table)),
     }));
     files.push(GeneratedFile {
         path: "duckdb/views.sql".into(),

@@ -8,7 +8,8 @@ use arrow_array::builder::{
     TimestampMicrosecondBuilder,
 };
 use arrow_array::{ArrayRef, RecordBatch};
-use arrow_schema::{ArrowError, DataType, Field, Schema, TimeUnit};
+use arrow_schema::ArrowError;
+use warehouse::schema::bigquery::SUPERSEDED_EVENT_FACTS;
 use warehouse::schema::{self, Table, arrow_schema};
 use warehouse::time::DateTimeParts;
 
@@ -149,23 +150,14 @@ impl Columns {
 }
 
 /// Closed versions of sessions' event_fact rows, as `session_key`, `valid_from` and
-/// `valid_to` (timestamps as the warehouse's): what a sink stages to close them all in
-/// one update.
+/// `valid_to` (the table BigQuery appends them to): what DuckDB stages to close them all
+/// in one update, and what BigQuery's view of event_fact closes them with.
 pub fn superseded_batch(versions: &[SupersededFacts]) -> Result<RecordBatch, ArrowError> {
-    let timestamp = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
-    let schema = Schema::new(vec![
-        Field::new("session_key", DataType::Int64, false),
-        Field::new("valid_from", timestamp.clone(), false),
-        Field::new("valid_to", timestamp, false),
-    ]);
-    let columns = Columns::new()
+    Columns::new()
         .int("session_key", versions.iter().map(|v| v.session_key))
         .ts("valid_from", versions.iter().map(|v| v.valid_from_ms))
-        .ts("valid_to", versions.iter().map(|v| v.valid_to_ms));
-    RecordBatch::try_new(
-        Arc::new(schema),
-        columns.arrays.into_iter().map(|(_, a)| a).collect(),
-    )
+        .ts("valid_to", versions.iter().map(|v| v.valid_to_ms))
+        .batch(&SUPERSEDED_EVENT_FACTS)
 }
 
 /// Every table with rows, as a record batch, in the order of `warehouse::schema::TABLES`.

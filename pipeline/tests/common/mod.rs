@@ -150,16 +150,7 @@ pub fn duckdb_tables(connection: &duckdb::Connection) -> Warehouse {
 
 /// Every warehouse table of a dataset in the BigQuery emulator.
 pub fn bigquery_tables(emulator: &xtask::emulator::Emulator, dataset: &str) -> Warehouse {
-    e2e::tables::bigquery_tables(emulator, dataset, "").unwrap()
-}
-
-/// `bigquery_tables` without the table `skipped`.
-pub fn bigquery_tables_except(
-    emulator: &xtask::emulator::Emulator,
-    dataset: &str,
-    skipped: &str,
-) -> Warehouse {
-    e2e::tables::bigquery_tables(emulator, dataset, skipped).unwrap()
+    e2e::tables::bigquery_tables(emulator, dataset).unwrap()
 }
 
 /// Panics with the first rows that differ rather than with two whole warehouses.

@@ -1,6 +1,8 @@
 # The warehouse dataset with every table and KPI view, read from the files that
 # `cargo xtask codegen` generates from warehouse/src: schemas, partitioning, clustering
-# and primary keys are declared once, in Rust, and never copied here.
+# and primary keys are declared once, in Rust, and never copied here. The pipeline only
+# appends, to `<table>_log`; `<table>` is the view of the current rows, which the KPI
+# views read.
 terraform {
   required_version = ">= 1.5"
   required_providers {
@@ -12,9 +14,11 @@ terraform {
 }
 
 locals {
-  ddl    = var.ddl_dir
-  tables = { for t in jsondecode(file("${local.ddl}/tables.json")).tables : t.name => t }
-  views  = { for v in jsondecode(file("${local.ddl}/views.json")).views : v.name => v }
+  ddl      = var.ddl_dir
+  manifest = jsondecode(file("${local.ddl}/tables.json"))
+  tables   = { for t in local.manifest.tables : t.name => t }
+  current  = { for v in local.manifest.current_views : v.name => v }
+  views    = { for v in jsondecode(file("${local.ddl}/views.json")).views : v.name => v }
 }
 
 resource "google_bigquery_dataset" "warehouse" {
@@ -45,13 +49,24 @@ resource "google_bigquery_table" "tables" {
       field = time_partitioning.value
     }
   }
+}
 
-  # Informational in BigQuery (not enforced); the pipeline's MERGEs keep them true.
-  table_constraints {
-    primary_key {
-      columns = each.value.primary_key
-    }
+resource "google_bigquery_table" "current" {
+  for_each = local.current
+
+  project     = var.project_id
+  dataset_id  = google_bigquery_dataset.warehouse.dataset_id
+  table_id    = each.key
+  description = "${each.value.description} Key: ${join(", ", each.value.primary_key)}."
+
+  deletion_protection = false
+
+  view {
+    query          = templatefile("${local.ddl}/${each.value.query_file}", { dataset = "${var.project_id}.${var.dataset_id}" })
+    use_legacy_sql = false
   }
+
+  depends_on = [google_bigquery_table.tables]
 }
 
 resource "google_bigquery_table" "views" {
@@ -69,5 +84,5 @@ resource "google_bigquery_table" "views" {
     use_legacy_sql = false
   }
 
-  depends_on = [google_bigquery_table.tables]
+  depends_on = [google_bigquery_table.current]
 }

@@ -9,8 +9,13 @@ output "dataset_id" {
 }
 
 output "tables" {
-  description = "Every table created."
+  description = "Every log table created: what the pipeline appends to."
   value       = sort(keys(google_bigquery_table.tables))
+}
+
+output "current_views" {
+  description = "Every view of a table's current rows: what queries read."
+  value       = sort(keys(google_bigquery_table.current))
 }
 
 output "views" {

@@ -298,7 +298,8 @@ impl Api {
     }
 
     /// The names of the dataset's tables.
-    pub fn table_names(&self, dataset: &str) -> Result<Vec<String>, PipelineError> {
+    /// Every table and view of the dataset: its name and type (`TABLE`, `VIEW`, …).
+    pub fn tables(&self, dataset: &str) -> Result<Vec<(String, String)>, PipelineError> {
         let mut names = Vec::new();
         let mut page: Option<String> = None;
         loop {
@@ -318,7 +319,7 @@ impl Api {
                 list.tables
                     .unwrap_or_default()
                     .into_iter()
-                    .map(|t| t.table_reference.table_id),
+                    .map(|t| (t.table_reference.table_id, t.r#type.unwrap_or_default())),
             );
             match list.next_page_token {
                 Some(token) if !token.is_empty() => page = Some(token),

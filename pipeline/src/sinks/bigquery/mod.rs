@@ -1,16 +1,17 @@
-//! The BigQuery warehouse. Each batch is staged as Parquet (one file per table), loaded
-//! into staging tables of its own, then merged into the targets on their keys (and the
-//! event_fact versions it supersedes closed by one update) in one multi-statement
-//! transaction: a replayed batch changes nothing, and a failed one leaves no trace. The
-//! consumed offsets and the state are checkpointed after it, every so often, in the
-//! staging bucket ([`CheckpointLog`]): rows merged after the last checkpoint are merged
-//! again, unchanged, on a restart.
+//! The BigQuery warehouse, written by appending only (see `warehouse::schema::bigquery`):
+//! each batch is staged as Parquet (one file per table, every row stamped with when it
+//! was appended) and loaded into the tables' logs, `<table>_log`, whose views `<table>`
+//! show the current rows. The consumed offsets and the state are checkpointed after the
+//! batch, every so often, in the staging bucket ([`CheckpointLog`]): rows appended after
+//! the last checkpoint (or by a batch that failed part way) are appended again on a
+//! restart, the same rows, which the views count once.
 
 pub(crate) mod api;
 
 use std::sync::Arc;
 
-use arrow_schema::{DataType, Schema};
+use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
+use arrow_schema::{DataType, Field, TimeUnit};
 use gcp_bigquery_client::model::clustering::Clustering;
 use gcp_bigquery_client::model::job::Job;
 use gcp_bigquery_client::model::job_configuration::JobConfiguration;
@@ -20,13 +21,15 @@ use gcp_bigquery_client::model::table_reference::TableReference;
 use gcp_bigquery_client::model::table_schema::TableSchema;
 use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
 use warehouse::analytics::{self, Dialect};
-use warehouse::schema::{self, ColumnType, TABLES, Table};
+use warehouse::schema::bigquery::{
+    LOADED_AT, SUPERSEDED_EVENT_FACTS, current_views_script, json_schema, log_table, log_tables,
+};
+use warehouse::schema::{TABLES, Table};
 
 use self::api::Api;
 pub use self::api::{Auth, Retry};
 use super::{
     Batch, CheckpointCost, CheckpointLog, Offsets, Sink, Staging, decode_state, encode_records,
-    fnv1a,
 };
 use crate::error::PipelineError;
 use crate::transforms::Output;
@@ -63,6 +66,9 @@ pub struct BigQuery {
     /// Claimed when the runner first asks for the state, so that a batch job, which
     /// checkpoints nothing, does not fence out the streaming pipeline of its instance.
     checkpoints: Option<CheckpointLog>,
+    /// The `_loaded_at` of the last batch appended, in microseconds: the next is later,
+    /// even if the clock steps back.
+    last_stamp: i64,
 }
 
 impl std::fmt::Debug for BigQuery {
@@ -105,23 +111,53 @@ impl BigQuery {
             dataset: options.dataset.clone(),
             instance: options.instance.clone(),
             checkpoints: None,
+            last_stamp: 0,
         };
         sink.api.ensure_dataset(&sink.dataset, &options.location)?;
-        let existing = sink.api.table_names(&sink.dataset)?;
-        for table in TABLES {
-            if !existing.iter().any(|name| name == table.name) {
-                tracing::info!(table = table.name, "creating the BigQuery table");
+        let existing = sink.api.tables(&sink.dataset)?;
+        let has = |name: &str, kind: &str| existing.iter().any(|(n, k)| n == name && k == kind);
+        for table in log_tables() {
+            if !has(&log_table(table), "TABLE") {
+                tracing::info!(table = log_table(table), "creating the BigQuery table");
                 sink.api.create_table(sink.table_definition(table)?)?;
             }
+        }
+        // An earlier version kept each table's rows in a table of its own name, where
+        // the view of the current rows goes now: its rows move to the log first, older
+        // than any appended since. Not in a transaction, which BigQuery's DDL cannot
+        // join: a crash in between leaves rows in both, and the next start appends them
+        // again, which the views count once.
+        let mut script = String::new();
+        for table in TABLES.iter().filter(|t| has(t.name, "TABLE")) {
+            let columns = table
+                .columns
+                .iter()
+                .map(|c| format!("`{}`", c.name))
+                .collect::<Vec<_>>()
+                .join(", ");
+            script.push_str(&format!(
+                "INSERT INTO `{log}` ({columns}, `{LOADED_AT}`) SELECT {columns}, TIMESTAMP_MICROS(0) FROM `{old}`;\nDROP TABLE `{old}`;\n",
+                log = sink.qualified(&log_table(table)),
+                old = sink.qualified(table.name),
+            ));
+        }
+        if !script.is_empty() {
+            tracing::info!("moving the tables of an earlier version into their logs");
+            sink.api
+                .query("move earlier tables into their logs", &script)?;
         }
         // Views are cheap to replace, and replacing keeps them those of this version: one
         // script, one job, rather than a job per view at every start.
         let project_dataset = sink.qualified("");
         let views = analytics::instantiate(
-            &analytics::views_script(Dialect::BigQuery),
+            &format!(
+                "{}{}",
+                current_views_script(),
+                analytics::views_script(Dialect::BigQuery)
+            ),
             project_dataset.trim_end_matches('.'),
         );
-        sink.api.query("creating the KPI views", &views)?;
+        sink.api.query("creating the views", &views)?;
         Ok(sink)
     }
 
@@ -130,17 +166,13 @@ impl BigQuery {
         format!("{}.{}.{name}", self.api.project, self.dataset)
     }
 
-    /// The table as the warehouse declares it: schema, partitioning and clustering.
-    /// Primary keys are informational in BigQuery and not set here; Terraform's tables
-    /// carry them.
+    /// The table's log as the warehouse declares it: schema, partitioning and clustering.
     fn table_definition(&self, table: &Table) -> Result<BqTable, PipelineError> {
-        let fields: serde_json::Value = serde_json::from_str(&schema::bigquery::json_schema(table))
-            .map_err(|e| PipelineError::Bug(format!("generated schema of {}: {e}", table.name)))?;
         let mut definition = BqTable::new(
             &self.api.project,
             &self.dataset,
-            table.name,
-            table_schema(fields)?,
+            &log_table(table),
+            log_schema(table)?,
         )
         .description(table.description);
         if let Some(column) = table.partition_by {
@@ -156,10 +188,10 @@ impl BigQuery {
         Ok(definition)
     }
 
-    /// Loads every staged file into its own staging table, all jobs at once, and waits.
+    /// Appends every staged file to its table's log, all jobs at once, and waits.
     fn load(&self, staged: &[(String, String, TableSchema)]) -> Result<(), PipelineError> {
         let mut running = Vec::new();
-        for (uri, stage, schema) in staged {
+        for (uri, log, schema) in staged {
             let job = Job {
                 configuration: Some(JobConfiguration {
                     load: Some(JobConfigurationLoad {
@@ -168,10 +200,10 @@ impl BigQuery {
                         destination_table: Some(TableReference::new(
                             &self.api.project,
                             &self.dataset,
-                            stage,
+                            log,
                         )),
-                        create_disposition: Some("CREATE_IF_NEEDED".to_owned()),
-                        write_disposition: Some("WRITE_TRUNCATE".to_owned()),
+                        create_disposition: Some("CREATE_NEVER".to_owned()),
+                        write_disposition: Some("WRITE_APPEND".to_owned()),
                         schema: Some(schema.clone()),
                         ..Default::default()
                     }),
@@ -179,7 +211,7 @@ impl BigQuery {
                 }),
                 ..Default::default()
             };
-            let doing = format!("load {uri} into {stage}");
+            let doing = format!("load {uri} into {log}");
             let (id, location) = self.api.start_job(&doing, job)?;
             running.push((doing, id, location));
         }
@@ -189,60 +221,32 @@ impl BigQuery {
         Ok(())
     }
 
-    /// Stages, loads and merges `output`'s tables in one transaction.
-    fn merge_batch(&self, id: &str, output: &Output) -> Result<(), PipelineError> {
-        let tables = record_batches(&output.tables)
-            .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
-        // Staging tables are the batch's own, so that instances and retries never meet.
-        let suffix = format!("{:016x}", fnv1a(&format!("{}/{id}", self.instance)));
-        let stage_name = |table: &str| format!("_stage_{table}_{suffix}");
-        let mut staged = Vec::new();
-        let mut script = String::from("BEGIN TRANSACTION;\n");
-        for (table, rows) in &tables {
-            let uri = self.staging.put(table.name, id, rows)?;
-            let fields =
-                serde_json::from_str(&schema::bigquery::json_schema(table)).map_err(|e| {
-                    PipelineError::Bug(format!("generated schema of {}: {e}", table.name))
-                })?;
-            let stage = stage_name(table.name);
-            script.push_str(&schema::bigquery::merge(
-                table,
-                &self.qualified(table.name),
-                &self.qualified(&stage),
-            ));
-            script.push('\n');
-            staged.push((uri, stage, table_schema(fields)?));
-        }
-        // After event_fact's merge: the versions closed may be among its rows.
+    /// Stages `output`'s tables and appends them to their logs, with the closes of the
+    /// superseded listen facts.
+    fn append_batch(&mut self, id: &str, output: &Output) -> Result<(), PipelineError> {
+        let refused = |e| PipelineError::Bug(format!("Arrow refused a batch: {e}"));
+        let mut batches = record_batches(&output.tables).map_err(refused)?;
         let superseded = &output.tables.superseded_event_facts;
         if !superseded.is_empty() {
-            let rows = superseded_batch(superseded)
-                .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
-            let uri = self.staging.put("_superseded_event_facts", id, &rows)?;
-            let stage = stage_name("superseded_event_facts");
-            script.push_str(&format!(
-                "UPDATE `{}` T SET record_valid_to = S.valid_to, is_record_valid = FALSE\n\
-                 FROM `{}` S WHERE T.session_key = S.session_key AND T.record_valid_from = S.valid_from;\n",
-                self.qualified("event_fact"),
-                self.qualified(&stage)
+            batches.push((
+                &SUPERSEDED_EVENT_FACTS,
+                superseded_batch(superseded).map_err(refused)?,
             ));
-            staged.push((uri, stage, arrow_table_schema(&rows.schema())?));
         }
-        if staged.is_empty() {
+        if batches.is_empty() {
             return Ok(());
         }
-        script.push_str("COMMIT TRANSACTION;");
-        self.load(&staged)?;
-        self.api.query(&format!("merge batch {id}"), &script)?;
-        // The batch is in; leftover staging tables cost storage, not correctness.
-        let drops: String = staged
-            .iter()
-            .map(|(_, stage, _)| format!("DROP TABLE IF EXISTS `{}`;\n", self.qualified(stage)))
-            .collect();
-        if let Err(e) = self.api.query("drop staging tables", &drops) {
-            tracing::warn!("{e}");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        self.last_stamp = now.max(self.last_stamp + 1);
+        let mut staged = Vec::new();
+        for (table, rows) in &batches {
+            let rows = stamped(rows, self.last_stamp)?;
+            let uri = self.staging.put(table.name, id, &rows)?;
+            staged.push((uri, log_table(table), log_schema(table)?));
         }
-        Ok(())
+        self.load(&staged)
     }
 
     /// The instance's checkpoint log, claimed on first use.
@@ -256,8 +260,8 @@ impl BigQuery {
     /// The state and offsets an earlier version kept in the dataset for this instance,
     /// if it did: `pipeline_state` (one JSON string) and `pipeline_offsets`.
     fn legacy_checkpoint(&self) -> Result<Option<(State, Offsets)>, PipelineError> {
-        let existing = self.api.table_names(&self.dataset)?;
-        if !existing.iter().any(|name| name == LEGACY_STATE_TABLE) {
+        let existing = self.api.tables(&self.dataset)?;
+        if !existing.iter().any(|(name, _)| name == LEGACY_STATE_TABLE) {
             return Ok(None);
         }
         let place = self.qualified(LEGACY_STATE_TABLE);
@@ -329,13 +333,13 @@ impl BigQuery {
         })
     }
 
-    /// Merges rows alone, in one transaction: for batch jobs, which move no offsets.
+    /// Appends rows alone: for batch jobs, which move no offsets.
     /// Their staging files are named after the time, as a batch job is not replayed.
     pub fn upsert(&mut self, output: &Output) -> Result<(), PipelineError> {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        self.merge_batch(&format!("upsert-{now}"), output)
+        self.append_batch(&format!("upsert-{now}"), output)
     }
 }
 
@@ -376,7 +380,7 @@ impl Sink for BigQuery {
         &mut self,
         batch: &Batch<'_, Records>,
     ) -> Result<Option<CheckpointCost>, PipelineError> {
-        self.merge_batch(batch.id, batch.output)?;
+        self.append_batch(batch.id, batch.output)?;
         let Some(checkpoint) = &batch.checkpoint else {
             return Ok(None);
         };
@@ -400,23 +404,30 @@ fn table_schema(fields: serde_json::Value) -> Result<TableSchema, PipelineError>
         .map_err(|e| PipelineError::Bug(format!("a table schema does not read: {e}")))
 }
 
-/// The BigQuery schema of a bookkeeping batch (strings, integers and timestamps).
-fn arrow_table_schema(schema: &Schema) -> Result<TableSchema, PipelineError> {
-    let fields = schema
+/// The schema of a table's log, as the warehouse generates it.
+fn log_schema(table: &Table) -> Result<TableSchema, PipelineError> {
+    let fields = serde_json::from_str(&json_schema(table))
+        .map_err(|e| PipelineError::Bug(format!("generated schema of {}: {e}", table.name)))?;
+    table_schema(fields)
+}
+
+/// `rows` with the `_loaded_at` column of the batch added last, as the logs have it.
+fn stamped(rows: &RecordBatch, micros: i64) -> Result<RecordBatch, PipelineError> {
+    let mut fields: Vec<Field> = rows
+        .schema()
         .fields()
         .iter()
-        .map(|f| {
-            let ty = match f.data_type() {
-                DataType::Int64 => ColumnType::Int64,
-                DataType::Timestamp(..) => ColumnType::Timestamp,
-                _ => ColumnType::String,
-            };
-            serde_json::json!({
-                "name": f.name(),
-                "type": schema::bigquery::json_type(ty),
-                "mode": "REQUIRED",
-            })
-        })
+        .map(|f| f.as_ref().clone())
         .collect();
-    table_schema(serde_json::Value::Array(fields))
+    fields.push(Field::new(
+        LOADED_AT,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        false,
+    ));
+    let mut columns: Vec<ArrayRef> = rows.columns().to_vec();
+    columns.push(Arc::new(
+        TimestampMicrosecondArray::from(vec![micros; rows.num_rows()]).with_timezone("UTC"),
+    ));
+    RecordBatch::try_new(Arc::new(arrow_schema::Schema::new(fields)), columns)
+        .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))
 }

@@ -1,0 +1,2 @@
+SELECT * EXCEPT (`_loaded_at`) FROM `${dataset}.date_dim_log`
+QUALIFY ROW_NUMBER() OVER (PARTITION BY `date_key` ORDER BY `_loaded_at` ASC) = 1
