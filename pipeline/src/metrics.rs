@@ -21,6 +21,28 @@ const STALL: Duration = Duration::from_secs(120);
 /// One label: the families below each split by one dimension.
 type Label = [(&'static str, String); 1];
 
+/// Requests a sink made to the services it writes to, by service (`bigquery`, `gcs`,
+/// `file`) and call (`jobs.insert:load`, `objects.put`, …): what quotas count. A sink
+/// keeps its own (cloning shares the counts) and the runner exposes it.
+#[derive(Clone, Debug, Default)]
+pub struct ApiCalls(Family<[(&'static str, String); 2], Counter>);
+
+impl ApiCalls {
+    /// Counts one request (each attempt of a retried one too: quotas count those).
+    pub fn count(&self, service: &'static str, call: &'static str) {
+        self.0
+            .get_or_create(&[("service", service.to_owned()), ("call", call.to_owned())])
+            .inc();
+    }
+
+    /// The requests counted of one service and call.
+    pub fn get(&self, service: &'static str, call: &'static str) -> u64 {
+        self.0
+            .get_or_create(&[("service", service.to_owned()), ("call", call.to_owned())])
+            .get()
+    }
+}
+
 /// Shared between the runner, which records, and the HTTP server, which reads. Every
 /// figure is an atomic or a family behind `prometheus-client`'s own lock, so a scrape
 /// never waits for a batch.
@@ -50,6 +72,13 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Metrics {
+        Metrics::new(None)
+    }
+}
+
+impl Metrics {
+    /// The figures, with a sink's requests to its services if it counts them.
+    pub fn new(api_calls: Option<ApiCalls>) -> Metrics {
         let mut registry = Registry::default();
         let seconds = || Histogram::new(exponential_buckets(0.005, 2.0, 14));
         let metrics = Metrics {
@@ -140,14 +169,19 @@ impl Default for Metrics {
             "Messages behind the end of the assigned partitions",
             m.lag.clone(),
         );
+        if let Some(calls) = api_calls {
+            registry.register(
+                "pipeline_api_calls",
+                "Requests made to the warehouse's services, by service and call",
+                calls.0,
+            );
+        }
         Metrics {
             registry,
             ..metrics
         }
     }
-}
 
-impl Metrics {
     /// The loop is alive (called on every poll, even an empty one).
     pub fn tick(&self) {
         *self

@@ -97,9 +97,12 @@ impl Default for Retry {
     }
 }
 
-/// The default time between checkpoints of a sink that may checkpoint every so often
-/// (BigQuery, which still stores the state whole: hundreds of MB for a million users).
-pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+/// The default time between checkpoints of a sink that may checkpoint every so often:
+/// BigQuery, whose rows are loaded at checkpoints, one load job per table. BigQuery
+/// allows 1,500 load jobs per table and day, for every writer together: one pipeline at
+/// two minutes takes 720 of them, half, which leaves room for a second instance or for
+/// retries (README, "BigQuery quotas").
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(120);
 
 /// How often consumer lag is measured: it asks the brokers.
 const LAG_EVERY: Duration = Duration::from_secs(10);
@@ -117,13 +120,14 @@ impl<S: Source, K: Sink> Runner<S, K> {
             None => Transformer::new(config),
         };
         let next = sink.offsets()?.into_iter().collect();
+        let metrics = Arc::new(Metrics::new(sink.api_calls()));
         Ok(Runner {
             source,
             sink,
             transformer,
             limits,
             next,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             dead_letter_topics: None,
             started: Instant::now(),
             checkpoint_every: CHECKPOINT_EVERY,

@@ -17,6 +17,7 @@ use pipeline::sinks::{Batch, BigQuery, Checkpoint, DuckDb, Sink};
 use pipeline::transforms::arrow::record_batches;
 use pipeline::transforms::{Config, Transformer};
 use warehouse::raw::EventKind;
+use warehouse::schema::bigquery::log_tables;
 use xtask::emulator::{Emulator, ScratchEmulator};
 
 use common::{
@@ -62,6 +63,13 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
     assert_eq!(totals.stats.rejected, 8, "two malformed lines per topic");
     assert!(totals.batches > 3, "several batches: {}", totals.batches);
     assert_eq!(totals.stats, duckdb_totals.stats);
+    // Batches are staged as they come and loaded at the checkpoint, one job per table:
+    // BigQuery counts load jobs per table and day.
+    let loads = bigquery
+        .api_calls()
+        .unwrap()
+        .get("bigquery", "jobs.insert:load");
+    assert_eq!(loads as usize, log_tables().count(), "one load per log");
 
     let expected = duckdb_tables(duckdb.connection());
     // Superseded listen facts are closed by an update, which the comparison covers.

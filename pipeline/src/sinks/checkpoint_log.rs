@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{CheckpointCost, Offsets, Staging, unreadable_format};
 use crate::error::{Cause, PipelineError};
+use crate::metrics::ApiCalls;
 use crate::transforms::state::{Records, State};
 
 /// The version of the manifests' JSON and of the state objects' layout around the
@@ -175,6 +176,8 @@ impl Folded {
 /// One instance's log, claimed: the manifest it last committed.
 pub struct CheckpointLog {
     store: Arc<dyn ObjectStore>,
+    /// Counts requests as the staging location does, under its service.
+    calls: (ApiCalls, &'static str),
     runtime: Arc<tokio::runtime::Runtime>,
     /// `<staging>/_checkpoints`, holding every instance's folder.
     root: ObjectPath,
@@ -204,6 +207,7 @@ impl CheckpointLog {
         let folder: ObjectPath = root.parts().chain([PathPart::from(instance)]).collect();
         let mut log = CheckpointLog {
             store: Arc::clone(staging.store()),
+            calls: staging.calls(),
             runtime: Arc::clone(staging.runtime()),
             place: format!("{}/{folder}", staging.url()),
             root,
@@ -254,6 +258,7 @@ impl CheckpointLog {
     /// The next offset of every partition any instance under the same staging location
     /// wrote from: the furthest, as a partition moves between instances only forward.
     pub fn offsets(&self) -> Result<Offsets, PipelineError> {
+        self.count("objects.list");
         let listed = self
             .runtime
             .block_on(self.store.list_with_delimiter(Some(&self.root)))
@@ -306,6 +311,7 @@ impl CheckpointLog {
             bytes: bytes.len() as u64,
         };
         let path = self.path(&object.name);
+        self.count("objects.put");
         self.runtime
             .block_on(self.store.put(&path, PutPayload::from(bytes)))
             .map_err(|e| self.error(format!("cannot write {path}"), e.into()))?;
@@ -360,6 +366,7 @@ impl CheckpointLog {
     /// The highest-numbered manifest in an instance's folder.
     fn last_manifest(&self, folder: &ObjectPath) -> Result<Option<Manifest>, PipelineError> {
         let manifests: ObjectPath = folder.parts().chain(["manifests".into()]).collect();
+        self.count("objects.list");
         let listed = self
             .runtime
             .block_on(self.store.list_with_delimiter(Some(&manifests)))
@@ -392,6 +399,7 @@ impl CheckpointLog {
     }
 
     fn read(&self, path: &ObjectPath) -> Result<Vec<u8>, PipelineError> {
+        self.count("objects.get");
         self.runtime
             .block_on(async { self.store.get(path).await?.bytes().await })
             .map(|bytes| bytes.to_vec())
@@ -473,6 +481,7 @@ impl CheckpointLog {
         let mut stale = Vec::new();
         for folder in ["manifests", "state"] {
             let prefix = self.path(folder);
+            self.count("objects.list");
             let listed = self
                 .runtime
                 .block_on(self.store.list_with_delimiter(Some(&prefix)))
@@ -491,6 +500,7 @@ impl CheckpointLog {
     /// Deleting is tidying only: a failure leaves garbage, never a wrong checkpoint.
     fn delete(&self, stale: Vec<ObjectPath>) -> Result<(), PipelineError> {
         for path in stale {
+            self.count("objects.delete");
             match self.runtime.block_on(self.store.delete(&path)) {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.error(format!("cannot delete {path}"), e.into())),
@@ -503,6 +513,10 @@ impl CheckpointLog {
     fn in_force(&self, path: &ObjectPath) -> bool {
         *path == self.manifest_path(self.head.sequence)
             || self.head.state.iter().any(|o| self.path(&o.name) == *path)
+    }
+
+    fn count(&self, call: &'static str) {
+        self.calls.0.count(self.calls.1, call);
     }
 
     fn error(&self, doing: String, error: Cause) -> PipelineError {

@@ -18,6 +18,7 @@ pub use self::duckdb::DuckDb;
 pub use self::staging::Staging;
 
 use crate::error::PipelineError;
+use crate::metrics::ApiCalls;
 use crate::transforms::Output;
 use crate::transforms::state::{Changes, Records, State};
 
@@ -89,6 +90,11 @@ pub trait Sink: std::fmt::Debug + Send {
     }
     /// Where the rows go, for logs.
     fn describe(&self) -> String;
+    /// The requests this sink makes to cloud services, if it counts them, for
+    /// `/metrics`.
+    fn api_calls(&self) -> Option<ApiCalls> {
+        None
+    }
 }
 
 /// Reads a checkpoint, refusing one of another format.

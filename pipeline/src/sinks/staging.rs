@@ -12,9 +12,12 @@ use parquet::basic::Compression;
 use parquet::file::properties::WriterProperties;
 
 use crate::error::{Cause, PipelineError};
+use crate::metrics::ApiCalls;
 
 pub struct Staging {
     store: Arc<dyn ObjectStore>,
+    /// Counts the requests to the store, as `gcs` or `file`.
+    calls: ApiCalls,
     /// The staging location as load jobs name it: `gs://bucket/prefix` or `file:///dir`.
     url: String,
     prefix: ObjectPath,
@@ -63,6 +66,7 @@ impl Staging {
             let prefix = prefix.trim_matches('/');
             return Ok(Staging {
                 store: Arc::new(store),
+                calls: ApiCalls::default(),
                 url: format!("gs://{bucket}"),
                 prefix: ObjectPath::from(prefix),
                 runtime,
@@ -75,6 +79,7 @@ impl Staging {
             .map_err(|e| fail("cannot open it", e.into()))?;
         Ok(Staging {
             store: Arc::new(store),
+            calls: ApiCalls::default(),
             url: format!("file://{}", dir.display()),
             prefix: ObjectPath::default(),
             runtime,
@@ -96,6 +101,7 @@ impl Staging {
             .parts()
             .chain([table.into(), format!("{batch_id}.parquet").as_str().into()])
             .collect::<ObjectPath>();
+        self.count("objects.put");
         self.runtime
             .block_on(self.store.put(&path, bytes.into()))
             .map_err(|e| self.error(format!("cannot write {path}"), e.into()))?;
@@ -108,6 +114,30 @@ impl Staging {
 
     pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
+    }
+
+    /// Counts its requests (and those of a checkpoint log on it) into `calls`.
+    pub fn with_calls(mut self, calls: ApiCalls) -> Staging {
+        self.calls = calls;
+        self
+    }
+
+    /// Counts one request to the store.
+    pub(crate) fn count(&self, call: &'static str) {
+        self.calls.count(self.service(), call);
+    }
+
+    /// Where requests are counted, and as which service.
+    pub(crate) fn calls(&self) -> (ApiCalls, &'static str) {
+        (self.calls.clone(), self.service())
+    }
+
+    fn service(&self) -> &'static str {
+        if self.url.starts_with("gs://") {
+            "gcs"
+        } else {
+            "file"
+        }
     }
 
     /// The folder under the bucket or directory that everything is written below.

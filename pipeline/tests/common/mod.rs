@@ -217,7 +217,8 @@ pub fn topics() -> Vec<(EventKind, String)> {
         .collect()
 }
 
-/// Runs the files of `input` into `sink` to the end, in batches of 1,500 messages.
+/// Runs the files of `input` into `sink` to the end, in batches of 1,500 messages,
+/// checkpointing at the end only (and with every batch where the sink needs it).
 pub fn run_into<K: pipeline::sinks::Sink>(
     input: &std::path::Path,
     sink: K,
@@ -227,8 +228,9 @@ pub fn run_into<K: pipeline::sinks::Sink>(
         ..pipeline::sources::BatchLimits::default()
     };
     let source = pipeline::sources::files::Files::open(input, &topics()).unwrap();
-    let mut runner =
-        pipeline::runner::Runner::new(source, sink, Config::default(), limits).unwrap();
+    let mut runner = pipeline::runner::Runner::new(source, sink, Config::default(), limits)
+        .unwrap()
+        .with_checkpoint_every(std::time::Duration::from_secs(3600));
     let totals = runner
         .run(
             pipeline::runner::Until::IdleFor(std::time::Duration::ZERO),

@@ -140,7 +140,7 @@ pub struct Layer {
         value_name = "N"
     )]
     pub batch_max_ms: Option<u64>,
-    /// BigQuery: write the state and offsets at most every N ms (default 10000; 0: with every batch); a restart re-reads from the last checkpoint and rewrites the same rows. DuckDB checkpoints with every batch
+    /// BigQuery: load the batches staged since the last checkpoint and write the state and offsets every N ms (default 120000, from BigQuery's 1,500 load jobs per table and day; 0: with every batch); a restart re-reads from the last checkpoint and appends the same rows again, which the views count once. DuckDB checkpoints with every batch
     #[arg(
         long,
         global = true,

@@ -17,6 +17,7 @@ use gcp_bigquery_client::model::query_response::{QueryResponse, ResultSet};
 use gcp_bigquery_client::model::table::Table;
 
 use crate::error::PipelineError;
+use crate::metrics::ApiCalls;
 
 /// How the pipeline proves who it is to BigQuery.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +96,7 @@ pub struct Api {
     runtime: Arc<tokio::runtime::Runtime>,
     pub project: String,
     retry: Retry,
+    calls: ApiCalls,
 }
 
 impl std::fmt::Debug for Api {
@@ -226,7 +228,14 @@ impl Api {
             runtime,
             project: project.to_owned(),
             retry: Retry::default(),
+            calls: ApiCalls::default(),
         })
+    }
+
+    /// Counts its requests into `calls`.
+    pub fn with_calls(mut self, calls: ApiCalls) -> Api {
+        self.calls = calls;
+        self
     }
 
     pub fn with_retry(mut self, retry: Retry) -> Api {
@@ -238,6 +247,7 @@ impl Api {
     fn retrying<T, F>(
         &self,
         doing: &str,
+        call: &'static str,
         mut request: impl FnMut() -> F,
     ) -> Result<T, PipelineError>
     where
@@ -246,6 +256,7 @@ impl Api {
         let mut delay = self.retry.first_delay;
         let mut attempt = 1;
         loop {
+            self.calls.count("bigquery", call);
             match self.runtime.block_on(request()) {
                 Ok(value) => return Ok(value),
                 Err(failure) if failure.retryable && attempt < self.retry.attempts => {
@@ -277,22 +288,30 @@ impl Api {
 
     /// Creates the dataset in `location` unless it exists.
     pub fn ensure_dataset(&self, dataset: &str, location: &str) -> Result<(), PipelineError> {
-        let exists = self.retrying(&format!("read dataset {dataset}"), || async {
-            match self.client.dataset().get(&self.project, dataset).await {
-                Ok(_) => Ok(true),
-                Err(BQError::ResponseError { error }) if error.error.code == 404 => Ok(false),
-                Err(e) => Err(Failure::from(e)),
-            }
-        })?;
+        let exists = self.retrying(
+            &format!("read dataset {dataset}"),
+            "datasets.get",
+            || async {
+                match self.client.dataset().get(&self.project, dataset).await {
+                    Ok(_) => Ok(true),
+                    Err(BQError::ResponseError { error }) if error.error.code == 404 => Ok(false),
+                    Err(e) => Err(Failure::from(e)),
+                }
+            },
+        )?;
         if !exists {
-            self.retrying(&format!("create dataset {dataset}"), || async {
-                let dataset = Dataset::new(&self.project, dataset).location(location);
-                self.client
-                    .dataset()
-                    .create(dataset)
-                    .await
-                    .map_err(Failure::from)
-            })?;
+            self.retrying(
+                &format!("create dataset {dataset}"),
+                "datasets.insert",
+                || async {
+                    let dataset = Dataset::new(&self.project, dataset).location(location);
+                    self.client
+                        .dataset()
+                        .create(dataset)
+                        .await
+                        .map_err(Failure::from)
+                },
+            )?;
         }
         Ok(())
     }
@@ -303,18 +322,22 @@ impl Api {
         let mut names = Vec::new();
         let mut page: Option<String> = None;
         loop {
-            let list = self.retrying(&format!("list the tables of {dataset}"), || async {
-                let mut options =
-                    gcp_bigquery_client::table::ListOptions::default().max_results(1000);
-                if let Some(token) = &page {
-                    options = options.page_token(token.clone());
-                }
-                self.client
-                    .table()
-                    .list(&self.project, dataset, options)
-                    .await
-                    .map_err(Failure::from)
-            })?;
+            let list = self.retrying(
+                &format!("list the tables of {dataset}"),
+                "tables.list",
+                || async {
+                    let mut options =
+                        gcp_bigquery_client::table::ListOptions::default().max_results(1000);
+                    if let Some(token) = &page {
+                        options = options.page_token(token.clone());
+                    }
+                    self.client
+                        .table()
+                        .list(&self.project, dataset, options)
+                        .await
+                        .map_err(Failure::from)
+                },
+            )?;
             names.extend(
                 list.tables
                     .unwrap_or_default()
@@ -330,7 +353,7 @@ impl Api {
 
     pub fn create_table(&self, table: Table) -> Result<(), PipelineError> {
         let name = table.table_reference.table_id.clone();
-        self.retrying(&format!("create table {name}"), || async {
+        self.retrying(&format!("create table {name}"), "tables.insert", || async {
             match self.client.table().create(table.clone()).await {
                 Ok(_) => Ok(()),
                 // Another instance made it first.
@@ -346,7 +369,12 @@ impl Api {
         doing: &str,
         job: Job,
     ) -> Result<(String, Option<String>), PipelineError> {
-        let job = self.retrying(doing, || async {
+        let kind = match &job.configuration {
+            Some(c) if c.load.is_some() => "jobs.insert:load",
+            Some(c) if c.query.is_some() => "jobs.insert:query",
+            _ => "jobs.insert",
+        };
+        let job = self.retrying(doing, kind, || async {
             self.client
                 .job()
                 .insert(&self.project, job.clone())
@@ -371,7 +399,7 @@ impl Api {
         let began = Instant::now();
         let mut pause = Duration::from_millis(50);
         loop {
-            let job = self.retrying(doing, || async {
+            let job = self.retrying(doing, "jobs.get", || async {
                 self.client
                     .job()
                     .get_job(&self.project, id, location)
@@ -440,7 +468,7 @@ impl Api {
         location: Option<String>,
         page_token: Option<String>,
     ) -> Result<GetQueryResultsResponse, PipelineError> {
-        self.retrying(doing, || async {
+        self.retrying(doing, "jobs.getQueryResults", || async {
             let parameters = GetQueryResultsParameters {
                 location: location.clone(),
                 page_token: page_token.clone(),
@@ -465,7 +493,7 @@ impl Api {
         doing: &str,
         sql: &str,
     ) -> Result<(ResultSet, Option<NextPage>), PipelineError> {
-        let response: QueryResponse = self.retrying(doing, || async {
+        let response: QueryResponse = self.retrying(doing, "jobs.query", || async {
             let mut request = QueryRequest::new(sql);
             request.use_legacy_sql = false;
             request.timeout_ms = Some(60_000);

@@ -8,6 +8,7 @@
 
 pub(crate) mod api;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
@@ -32,6 +33,7 @@ use super::{
     Batch, CheckpointCost, CheckpointLog, Offsets, Sink, Staging, decode_state, encode_records,
 };
 use crate::error::PipelineError;
+use crate::metrics::ApiCalls;
 use crate::transforms::Output;
 use crate::transforms::arrow::{record_batches, superseded_batch};
 use crate::transforms::state::{Changes, Records, State};
@@ -66,9 +68,14 @@ pub struct BigQuery {
     /// Claimed when the runner first asks for the state, so that a batch job, which
     /// checkpoints nothing, does not fence out the streaming pipeline of its instance.
     checkpoints: Option<CheckpointLog>,
-    /// The `_loaded_at` of the last batch appended, in microseconds: the next is later,
+    /// The `_loaded_at` of the last batch staged, in microseconds: the next is later,
     /// even if the clock steps back.
     last_stamp: i64,
+    /// Requests to BigQuery and the staging location, for `/metrics`.
+    calls: ApiCalls,
+    /// Files staged since the last load, per table: loaded together at the next
+    /// checkpoint, one job per table, since BigQuery counts load jobs per table and day.
+    pending: BTreeMap<&'static str, (&'static Table, BTreeSet<String>)>,
 }
 
 impl std::fmt::Debug for BigQuery {
@@ -103,15 +110,19 @@ pub(crate) fn connect(
 impl BigQuery {
     /// Connects, and creates the dataset and any missing table from the warehouse schema.
     pub fn open(options: &BigQueryOptions) -> Result<BigQuery, PipelineError> {
+        let calls = ApiCalls::default();
         let (api, runtime) = connect(options)?;
-        let staging = Staging::open(&options.staging, runtime)?;
+        let api = api.with_calls(calls.clone());
+        let staging = Staging::open(&options.staging, runtime)?.with_calls(calls.clone());
         let sink = BigQuery {
             api,
             staging,
+            calls,
             dataset: options.dataset.clone(),
             instance: options.instance.clone(),
             checkpoints: None,
             last_stamp: 0,
+            pending: BTreeMap::new(),
         };
         sink.api.ensure_dataset(&sink.dataset, &options.location)?;
         let existing = sink.api.tables(&sink.dataset)?;
@@ -188,42 +199,47 @@ impl BigQuery {
         Ok(definition)
     }
 
-    /// Appends every staged file to its table's log, all jobs at once, and waits.
-    fn load(&self, staged: &[(String, String, TableSchema)]) -> Result<(), PipelineError> {
+    /// Appends the files staged since the last load to their tables' logs, one job per
+    /// table, all at once, and waits. They stay pending until every job succeeded: a
+    /// retry loads again what had landed, which the views count once.
+    fn load_pending(&mut self) -> Result<(), PipelineError> {
         let mut running = Vec::new();
-        for (uri, log, schema) in staged {
+        for (table, uris) in self.pending.values() {
+            let log = log_table(table);
             let job = Job {
                 configuration: Some(JobConfiguration {
                     load: Some(JobConfigurationLoad {
-                        source_uris: Some(vec![uri.clone()]),
+                        source_uris: Some(uris.iter().cloned().collect()),
                         source_format: Some("PARQUET".to_owned()),
                         destination_table: Some(TableReference::new(
                             &self.api.project,
                             &self.dataset,
-                            log,
+                            &log,
                         )),
                         create_disposition: Some("CREATE_NEVER".to_owned()),
                         write_disposition: Some("WRITE_APPEND".to_owned()),
-                        schema: Some(schema.clone()),
+                        schema: Some(log_schema(table)?),
                         ..Default::default()
                     }),
                     ..Default::default()
                 }),
                 ..Default::default()
             };
-            let doing = format!("load {uri} into {log}");
+            let doing = format!("load {} staged files into {log}", uris.len());
             let (id, location) = self.api.start_job(&doing, job)?;
             running.push((doing, id, location));
         }
         for (doing, id, location) in running {
             self.api.wait_for_job(&doing, &id, location.as_deref())?;
         }
+        self.pending.clear();
         Ok(())
     }
 
-    /// Stages `output`'s tables and appends them to their logs, with the closes of the
-    /// superseded listen facts.
-    fn append_batch(&mut self, id: &str, output: &Output) -> Result<(), PipelineError> {
+    /// Stages `output`'s tables, with the closes of the superseded listen facts, for the
+    /// next load. Each batch has a stamp of its own, so that of two rows of one key the
+    /// view tells the later even when one job loads both.
+    fn stage_batch(&mut self, id: &str, output: &Output) -> Result<(), PipelineError> {
         let refused = |e| PipelineError::Bug(format!("Arrow refused a batch: {e}"));
         let mut batches = record_batches(&output.tables).map_err(refused)?;
         let superseded = &output.tables.superseded_event_facts;
@@ -240,13 +256,16 @@ impl BigQuery {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
         self.last_stamp = now.max(self.last_stamp + 1);
-        let mut staged = Vec::new();
         for (table, rows) in &batches {
             let rows = stamped(rows, self.last_stamp)?;
             let uri = self.staging.put(table.name, id, &rows)?;
-            staged.push((uri, log_table(table), log_schema(table)?));
+            self.pending
+                .entry(table.name)
+                .or_insert_with(|| (table, BTreeSet::new()))
+                .1
+                .insert(uri);
         }
-        self.load(&staged)
+        Ok(())
     }
 
     /// The instance's checkpoint log, claimed on first use.
@@ -339,7 +358,8 @@ impl BigQuery {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        self.append_batch(&format!("upsert-{now}"), output)
+        self.stage_batch(&format!("upsert-{now}"), output)?;
+        self.load_pending()
     }
 }
 
@@ -380,10 +400,11 @@ impl Sink for BigQuery {
         &mut self,
         batch: &Batch<'_, Records>,
     ) -> Result<Option<CheckpointCost>, PipelineError> {
-        self.append_batch(batch.id, batch.output)?;
+        self.stage_batch(batch.id, batch.output)?;
         let Some(checkpoint) = &batch.checkpoint else {
             return Ok(None);
         };
+        self.load_pending()?;
         self.checkpoints()?
             .commit(checkpoint.state, checkpoint.offsets)
             .map(Some)
@@ -395,6 +416,10 @@ impl Sink for BigQuery {
             self.qualified(""),
             self.staging.url()
         )
+    }
+
+    fn api_calls(&self) -> Option<ApiCalls> {
+        Some(self.calls.clone())
     }
 }
 
