@@ -1,8 +1,9 @@
 //! The BigQuery sink against a real BigQuery API emulator (`cargo xtask emulator`, PyPI's
 //! bqemulator), with Parquet staging in a local directory that the emulator loads from:
-//! the same rows as DuckDB, a batch loaded twice leaves one copy, a failed batch leaves
-//! neither rows nor offsets behind, and the session-fact batch job repairs BigQuery as
-//! it repairs DuckDB.
+//! the same rows as DuckDB, a batch loaded twice shows once, a failed batch moves no
+//! offset, the session-fact batch job repairs BigQuery as it repairs DuckDB, a dataset
+//! of the previous layout resumes, and two instances of one consumer group (on the real
+//! broker of `cargo xtask kafka`) write what one writes.
 
 // A panic is how a test reports a failure.
 #![allow(clippy::unwrap_used)]
@@ -19,10 +20,15 @@ use pipeline::transforms::{Config, Transformer};
 use warehouse::raw::EventKind;
 use warehouse::schema::bigquery::log_tables;
 use xtask::emulator::{Emulator, ScratchEmulator};
+use xtask::kafka::ScratchBroker;
 
+use common::processes::{
+    consumed_until_exit, files_warehouse, four_partitions_each, group_member, wait_for_assignment,
+    warehouse_at,
+};
 use common::{
-    assert_same_rows, bigquery_tables, duckdb_tables, options, run_into, simulated, temp_dir,
-    transformer_over, without_receive_times,
+    assert_same_rows, bigquery_tables, duckdb_tables, options, run_into, simulate, simulated,
+    temp_dir, transformer_over, without_receive_times,
 };
 
 /// Simulated events as the simulator's files, one partition per topic, with malformed
@@ -306,5 +312,72 @@ fn a_dataset_of_an_earlier_version_resumes_from_its_checkpoint_and_keeps_its_row
     let mut sink = BigQuery::open(&options).unwrap();
     assert_eq!(sink.state().unwrap().as_ref(), Some(transformer.state()));
     assert_eq!(sink.offsets().unwrap(), offsets);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Two instances of one consumer group append into one dataset with no transaction
+/// between them, each with its own checkpoint log; the views hold what one pipeline
+/// over the same events holds in DuckDB.
+#[test]
+fn two_instances_in_one_group_into_one_dataset_hold_what_one_holds() {
+    let dir = temp_dir("bq-two");
+    let broker = ScratchBroker::start("pipeline-bq-two").unwrap();
+    let bootstrap = broker.broker().bootstrap();
+    let scratch = ScratchEmulator::start("pipeline-bq-two").unwrap();
+    let emulator = scratch.emulator();
+    // Connecting creates the topics, four partitions each, before the pipelines start.
+    let mut kafka = four_partitions_each(&bootstrap);
+    let endpoint = format!("{}/bigquery/v2", emulator.endpoint());
+    let staging = dir.join("staging").display().to_string();
+    let dataset = format!("{}.shared", xtask::emulator::PROJECT);
+    let mut instances: Vec<_> = ["a", "b"]
+        .map(|name| {
+            group_member(
+                &dir,
+                &bootstrap,
+                "two-bigquery",
+                name,
+                "10",
+                &[
+                    "--bigquery",
+                    &dataset,
+                    "--staging",
+                    &staging,
+                    "--bigquery-auth",
+                    "none",
+                    "--bigquery-endpoint",
+                    &endpoint,
+                    "--instance",
+                    name,
+                    "--checkpoint-every-ms",
+                    "1000",
+                ],
+            )
+        })
+        .into_iter()
+        .collect();
+    for (log, running) in &mut instances {
+        wait_for_assignment(log, 8, running);
+    }
+    simulate(&mut kafka, 100, 2, 12, 2.0);
+    let produced: u64 = kafka.report().delivered.iter().sum();
+    drop(kafka);
+    let consumed: Vec<u64> = instances
+        .iter_mut()
+        .map(|(log, running)| consumed_until_exit(log, running))
+        .collect();
+    assert_eq!(consumed.iter().sum::<u64>(), produced, "{consumed:?}");
+    for name in ["a", "b"] {
+        let manifests = dir.join(format!("staging/_checkpoints/{name}/manifests"));
+        assert!(manifests.is_dir(), "instance {name} has no checkpoint log");
+    }
+
+    let one = files_warehouse(&dir, 100);
+    let stored = bigquery_tables(emulator, "shared");
+    assert!(stored.rows("session_fact").len() > 40);
+    assert_same_rows(
+        &without_receive_times(&stored.text()),
+        &without_receive_times(&warehouse_at(&one).text()),
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }

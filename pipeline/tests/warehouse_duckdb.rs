@@ -14,6 +14,10 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
+use common::processes::{
+    Running, consumed_until_exit, files_warehouse, four_partitions_each, group_member, pipeline,
+    spawn, wait_for_assignment, warehouse_at,
+};
 use common::{
     Silent, Warehouse, assert_same_rows, duckdb_tables, simulate, temp_dir, without_receive_times,
 };
@@ -100,27 +104,6 @@ fn golden_events_land_in_duckdb_row_for_row() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// A pipeline process that is killed when the test ends, even by a failed assertion,
-/// so that a failure leaves no process behind holding the test's output open.
-struct Running(std::process::Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(command: &mut Command) -> Running {
-    Running(command.spawn().unwrap())
-}
-
-fn pipeline(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_pipeline"));
-    command.arg("run").arg("-q").args(args);
-    command
-}
-
 /// Runs the pipeline from the broker into a DuckDB file until it has been idle 4 s.
 fn consume_until_idle(bootstrap: &str, duckdb: &Path) -> std::process::ExitStatus {
     pipeline(&[
@@ -140,11 +123,6 @@ fn consume_until_idle(bootstrap: &str, duckdb: &Path) -> std::process::ExitStatu
 /// The one integer a query answers, such as `SELECT count(*) ...`.
 fn count(connection: &duckdb::Connection, sql: &str) -> i64 {
     connection.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-fn warehouse_at(path: &Path) -> Warehouse {
-    let connection = duckdb::Connection::open(path).unwrap();
-    duckdb_tables(&connection)
 }
 
 /// Every table of `a` holds the rows `b`'s does; `after` says what `b` went through.
@@ -223,26 +201,6 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
     assert!(a.rows("event_fact").len() > 1_000);
     assert_same_tables(&a, &b, "after crashes");
     std::fs::remove_dir_all(dir).unwrap();
-}
-
-/// Simulated users' events as files in `dir/events`, run through the pipeline into
-/// `dir/files.duckdb`: the reference warehouse other runs compare with.
-fn files_warehouse(dir: &Path, users: u32) -> PathBuf {
-    let events = dir.join("events");
-    let mut files = Files::create(&events, false).unwrap();
-    simulate(&mut files, users, 2, 12, 2.0);
-    drop(files);
-    let warehouse = dir.join("files.duckdb");
-    let status = pipeline(&[
-        "--input",
-        events.to_str().unwrap(),
-        "--duckdb",
-        warehouse.to_str().unwrap(),
-    ])
-    .status()
-    .unwrap();
-    assert!(status.success());
-    warehouse
 }
 
 /// A scratch broker holding simulated events in three partitions per topic, and the
@@ -675,80 +633,24 @@ fn a_broker_restart_during_a_run_loses_nothing() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
-/// Waits until the pipeline logging to `log` reports `want` assigned partitions.
-fn wait_for_assignment(log: &Path, want: usize, running: &mut Running) {
-    let line = format!("partitions={want} ");
-    let started = std::time::Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        let last = text
-            .lines()
-            .rfind(|l| l.contains("the group assigned partitions"));
-        if last.is_some_and(|l| l.contains(&line)) {
-            return;
-        }
-        assert!(
-            running.0.try_wait().unwrap().is_none(),
-            "the pipeline exited early:\n{text}"
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "no assignment of {want} partitions within a minute:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A producer to the four topics, which it creates with four partitions each.
-fn four_partitions_each(bootstrap: &str) -> Kafka {
-    Kafka::connect(KafkaOptions {
-        brokers: bootstrap.to_owned(),
-        topics: EventKind::ALL.map(|k| k.topic().to_owned()),
-        partitions: 4,
-        replication_factor: 1,
-        compression: "lz4".to_owned(),
-        tag: None,
-        settings: Vec::new(),
-    })
-    .unwrap()
-}
-
-/// A pipeline in consumer group `group` writing `<name>.duckdb` in `dir`, logging to
-/// `<name>.log`, that exits once idle for `idle_s` seconds.
-fn group_member(
+/// A group member writing `<name>.duckdb` in `dir`: its log, warehouse and process.
+fn duckdb_member(
     dir: &Path,
     bootstrap: &str,
     group: &str,
     name: &str,
     idle_s: &str,
 ) -> (PathBuf, PathBuf, Running) {
-    let log = dir.join(format!("{name}.log"));
     let warehouse = dir.join(format!("{name}.duckdb"));
-    let running = spawn(
-        Command::new(env!("CARGO_BIN_EXE_pipeline"))
-            .args(["run", "--kafka-brokers", bootstrap, "--group", group])
-            .args(["--duckdb", warehouse.to_str().unwrap()])
-            .args(["--exit-when-idle-s", idle_s, "--batch-max-ms", "300"])
-            .stderr(std::fs::File::create(&log).unwrap()),
+    let (log, running) = group_member(
+        dir,
+        bootstrap,
+        group,
+        name,
+        idle_s,
+        &["--duckdb", warehouse.to_str().unwrap()],
     );
     (log, warehouse, running)
-}
-
-/// Waits for a pipeline to exit, which it must do cleanly, and says how many messages
-/// its `done` line counts; none is a failure.
-fn consumed_until_exit(log: &Path, running: &mut Running) -> u64 {
-    let status = running.0.wait().unwrap();
-    let text = std::fs::read_to_string(log).unwrap();
-    assert!(status.success(), "{text}");
-    let done = text.lines().rfind(|l| l.contains(" done ")).unwrap();
-    let n: u64 = done
-        .split("consumed=")
-        .nth(1)
-        .and_then(|rest| rest.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    assert!(n > 0, "an instance consumed nothing:\n{text}");
-    n
 }
 
 /// A member that loses partitions to another joining the group stops waiting for their
@@ -761,7 +663,8 @@ fn partitions_revoked_from_an_instance_leave_its_watermark() {
     let scratch = ScratchBroker::start("pipeline-revoked-test").unwrap();
     let bootstrap = scratch.broker().bootstrap();
     let mut kafka = four_partitions_each(&bootstrap);
-    let member = |name: &str, idle_s: &str| group_member(&dir, &bootstrap, "revoked", name, idle_s);
+    let member =
+        |name: &str, idle_s: &str| duckdb_member(&dir, &bootstrap, "revoked", name, idle_s);
     // The first member alone holds all sixteen partitions, then gives half to the
     // second; the second outlasts it, so the first never gets them back.
     let (a_log, a_warehouse, mut a) = member("a", "5");
@@ -794,7 +697,7 @@ fn two_instances_in_one_group_split_the_partitions_and_together_equal_one() {
     // Connecting creates the topics, four partitions each, before the pipelines start.
     let mut kafka = four_partitions_each(&bootstrap);
     let mut instances: Vec<_> = ["a", "b"]
-        .map(|name| group_member(&dir, &bootstrap, "two", name, "10"))
+        .map(|name| duckdb_member(&dir, &bootstrap, "two", name, "10"))
         .into_iter()
         .collect();
     // Both members in: each holds two partition numbers of each of the four topics.

@@ -5,6 +5,8 @@
 // Each test binary uses part of this module; a panic is how a test reports a failure.
 #![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
+pub mod processes;
+
 use std::sync::atomic::AtomicBool;
 
 use pipeline::transforms::arrow::record_batches;
