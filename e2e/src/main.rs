@@ -1,8 +1,10 @@
 //! `e2e`: the whole path against real services, the binary `cargo xtask e2e` builds
-//! together with the simulator and the pipeline and then runs. A Kafka broker and the
-//! BigQuery emulator start; the simulator writes a few days of a few hundred users into
-//! six-partition topics, beside a known set of malformed messages; the pipeline consumes
-//! them into DuckDB and, as a second consumer group, into the emulator. The checks: every
+//! together with the simulator and the pipeline and then runs. A Kafka broker, the
+//! BigQuery emulator and the Cloud Storage emulator start; the simulator writes a few
+//! days of a few hundred users into six-partition topics, beside a known set of
+//! malformed messages; the pipeline consumes them into DuckDB and, as a second consumer
+//! group, into the emulator through its Storage Write API, checkpointing in the Cloud
+//! Storage emulator. The checks: every
 //! message accounted for per topic, exactly the malformed ones dead-lettered, no duplicate
 //! keys, every fact's keys found in their dimensions, session facts consistent with their
 //! events, and the same rows in DuckDB and BigQuery. Then the fault run: the same input
@@ -24,12 +26,13 @@ use warehouse::analytics::Dialect;
 use warehouse::quality::{CheckKind, checks};
 use warehouse::schema::TABLES;
 use xtask::emulator::{PROJECT, ScratchEmulator};
+use xtask::gcs::ScratchGcs;
 use xtask::kafka::{ScratchBroker, ensure_jars};
 
 const HELP: &str = "\
 e2e [--users N] [--days D] [--seed S] [--work DIR]
 
-The end-to-end run against a real broker and the BigQuery emulator (default 500 users,
+The end-to-end run against a real broker and the BigQuery and Cloud Storage emulators (default 500 users,
 5 days, seed 7; logs and warehouses in DIR, default data/e2e). Run it through
 `cargo xtask e2e`, which builds it beside the simulator and the pipeline it runs.
 ";
@@ -153,9 +156,16 @@ fn run(e2e: &E2e) -> Result<()> {
     let bins = sibling_binaries()?;
     let mut steps = Steps::new(7);
 
-    let (broker, emulator) = steps.run("start a Kafka broker and the BigQuery emulator", || {
-        Ok((ScratchBroker::start("e2e")?, ScratchEmulator::start("e2e")?))
-    })?;
+    let (broker, emulator, gcs) = steps.run(
+        "start a Kafka broker, the BigQuery emulator and the Cloud Storage emulator",
+        || {
+            Ok((
+                ScratchBroker::start("e2e")?,
+                ScratchEmulator::start("e2e")?,
+                ScratchGcs::start("e2e")?,
+            ))
+        },
+    )?;
     let bootstrap = broker.broker().bootstrap();
     let produced = steps.run(
         &format!(
@@ -168,12 +178,11 @@ fn run(e2e: &E2e) -> Result<()> {
         || produce(e2e, &bins, &broker, work),
     )?;
     let clean = work.join("clean.duckdb");
-    let staging = work.join("staging");
     steps.run(
         "run the pipeline into DuckDB and, as a second group, into BigQuery",
         || {
             let duckdb = spawn_pipeline(
-                &bins.pipeline,
+                &mut Command::new(&bins.pipeline),
                 &work.join("clean.log"),
                 &[
                     "--kafka-brokers",
@@ -185,8 +194,13 @@ fn run(e2e: &E2e) -> Result<()> {
                 ],
             )?;
             let endpoint = format!("{}/bigquery/v2", emulator.emulator().endpoint());
+            // Its checkpoints go to the Cloud Storage emulator, with credentials from
+            // the environment as in production.
             let bigquery = spawn_pipeline(
-                &bins.pipeline,
+                Command::new(&bins.pipeline).env(
+                    "GOOGLE_SERVICE_ACCOUNT_KEY",
+                    gcs.gcs().service_account_key(),
+                ),
                 &work.join("bigquery.log"),
                 &[
                     "--kafka-brokers",
@@ -196,11 +210,14 @@ fn run(e2e: &E2e) -> Result<()> {
                     "--bigquery",
                     &format!("{PROJECT}.e2e"),
                     "--staging",
-                    &staging.display().to_string(),
+                    &format!("gs://{}/e2e", xtask::gcs::BUCKET),
                     "--bigquery-auth",
                     "none",
                     "--bigquery-endpoint",
                     &endpoint,
+                    "--bigquery-write-endpoint",
+                    &emulator.emulator().write_endpoint(),
+                    "--bigquery-emulator",
                 ],
             )?;
             finish(duckdb, &work.join("clean.log"))?;
@@ -229,7 +246,7 @@ fn run(e2e: &E2e) -> Result<()> {
             )
         },
     )?;
-    steps.run("stop the broker and the emulator", || {
+    steps.run("stop the broker and the emulators", || {
         drop((broker, emulator));
         Ok(())
     })?;
@@ -335,8 +352,8 @@ fn produce(
     Ok(produced)
 }
 
-fn spawn_pipeline(pipeline: &Path, log: &Path, args: &[&str]) -> Result<Child> {
-    Command::new(pipeline)
+fn spawn_pipeline(pipeline: &mut Command, log: &Path, args: &[&str]) -> Result<Child> {
+    pipeline
         .arg("run")
         .args(args)
         .args(["--exit-when-idle-s", "3", "--batch-max-ms", "300"])
@@ -344,7 +361,7 @@ fn spawn_pipeline(pipeline: &Path, log: &Path, args: &[&str]) -> Result<Child> {
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log)?)
         .spawn()
-        .with_context(|| format!("starting {}", pipeline.display()))
+        .with_context(|| format!("starting {:?}", pipeline.get_program()))
 }
 
 fn finish(mut child: Child, log: &Path) -> Result<()> {
@@ -546,7 +563,7 @@ fn fault_run(
         let log = work.join(format!("fault-{kill}.log"));
         let mut listening = args.to_vec();
         listening.extend(["--listen", "127.0.0.1:0"]);
-        let mut child = spawn_pipeline(pipeline, &log, &listening)?;
+        let mut child = spawn_pipeline(&mut Command::new(pipeline), &log, &listening)?;
         // The clock starts when this run has written its first batch, so that every
         // kill lands while it is consuming.
         let started = Instant::now();
@@ -589,7 +606,10 @@ fn fault_run(
         );
     }
     let log = work.join("fault-final.log");
-    finish(spawn_pipeline(pipeline, &log, &args)?, &log)?;
+    finish(
+        spawn_pipeline(&mut Command::new(pipeline), &log, &args)?,
+        &log,
+    )?;
     let connection = duckdb::Connection::open(&path)?;
     let tables = duckdb_tables(&connection)?;
     Ok(compare("the fault run", &tables, clean).map_or_else(

@@ -98,11 +98,10 @@ impl Default for Retry {
 }
 
 /// The default time between checkpoints of a sink that may checkpoint every so often:
-/// BigQuery, whose rows are loaded at checkpoints, one load job per table. BigQuery
-/// allows 1,500 load jobs per table and day, for every writer together: one pipeline at
-/// two minutes takes 720 of them, half, which leaves room for a second instance or for
-/// retries (README, "BigQuery quotas").
-pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(120);
+/// BigQuery, whose rows become visible when a checkpoint flushes its write streams. Ten
+/// seconds keeps them about as fresh as the dashboard reloads, for two small objects in
+/// the staging bucket and a FlushRows per table each time.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 
 /// How often consumer lag is measured: it asks the brokers.
 const LAG_EVERY: Duration = Duration::from_secs(10);

@@ -13,7 +13,7 @@ mod common;
 use std::sync::Arc;
 
 use pipeline::error::PipelineError;
-use pipeline::sinks::{BigQuery, CheckpointLog, Sink, Staging};
+use pipeline::sinks::{BigQuery, CheckpointLog, Sink, Staging, StreamRows};
 use xtask::gcs::{BUCKET, ScratchGcs};
 
 use common::{simulated, temp_dir, transformer_over};
@@ -60,7 +60,12 @@ fn a_state_checkpointed_batch_by_batch_reads_back_whole(location: &str) {
         }
         let records = BigQuery::snapshot(transformer.state(), transformer.changes()).unwrap();
         let objects_before = log.objects();
-        let cost = log.commit(&records, &offsets).unwrap();
+        let streams = [StreamRows {
+            table: "song_dim_log".to_owned(),
+            stream: format!("streams/{}", batch % 3),
+            rows: batch as i64,
+        }];
+        let cost = log.commit(&records, &offsets, &streams).unwrap();
         transformer.checkpointed();
         assert!(cost.bytes > 0);
         folded |= log.objects() < objects_before + 1;
@@ -70,6 +75,11 @@ fn a_state_checkpointed_batch_by_batch_reads_back_whole(location: &str) {
                 reopened.state().unwrap().as_ref(),
                 Some(transformer.state()),
                 "after batch {batch}"
+            );
+            assert_eq!(
+                reopened.streams(),
+                streams,
+                "the streams after batch {batch}"
             );
             let stored = reopened.offsets().unwrap();
             for (topic, partition, next) in &offsets {
@@ -90,9 +100,13 @@ fn offsets_are_the_furthest_any_instance_wrote(location: &str) {
     let mut b = CheckpointLog::open(&staging(location), "b").unwrap();
     let records = pipeline::transforms::state::Records::default();
     let topic = "listen_events".to_owned();
-    a.commit(&records, &[(topic.clone(), 0, 10), (topic.clone(), 1, 5)])
-        .unwrap();
-    b.commit(&records, &[(topic.clone(), 0, 20)]).unwrap();
+    a.commit(
+        &records,
+        &[(topic.clone(), 0, 10), (topic.clone(), 1, 5)],
+        &[],
+    )
+    .unwrap();
+    b.commit(&records, &[(topic.clone(), 0, 20)], &[]).unwrap();
     for log in [&a, &b] {
         let offsets = log.offsets().unwrap();
         assert_eq!(offsets[&(topic.clone(), 0)], 20);
@@ -107,17 +121,17 @@ fn a_second_pipeline_of_one_instance_fences_out_the_first(location: &str) {
     let records = pipeline::transforms::state::Records::default();
     let offsets = [("listen_events".to_owned(), 0, 7)];
     let mut first = CheckpointLog::open(&staging(location), "i").unwrap();
-    first.commit(&records, &offsets).unwrap();
+    first.commit(&records, &offsets, &[]).unwrap();
     let mut second = CheckpointLog::open(&staging(location), "i").unwrap();
     assert_eq!(
         second.head(),
         (3, 2),
         "claimed with the next number and epoch"
     );
-    let error = first.commit(&records, &offsets).unwrap_err();
+    let error = first.commit(&records, &offsets, &[]).unwrap_err();
     assert!(matches!(error, PipelineError::Fenced(_)), "{error}");
     assert!(error.to_string().contains("--instance"), "{error}");
-    second.commit(&records, &offsets).unwrap();
+    second.commit(&records, &offsets, &[]).unwrap();
     assert_eq!(second.head(), (4, 2));
     let third = CheckpointLog::open(&staging(location), "i").unwrap();
     assert_eq!(third.head(), (5, 3));

@@ -23,8 +23,8 @@ use xtask::emulator::{Emulator, ScratchEmulator};
 use xtask::kafka::ScratchBroker;
 
 use common::processes::{
-    consumed_until_exit, files_warehouse, four_partitions_each, group_member, wait_for_assignment,
-    warehouse_at,
+    consumed_until_exit, files_warehouse, four_partitions_each, group_member, pipeline, spawn,
+    wait_for_assignment, warehouse_at,
 };
 use common::{
     assert_same_rows, bigquery_tables, duckdb_tables, options, run_into, simulate, simulated,
@@ -53,7 +53,7 @@ fn input_files(dir: &Path) -> usize {
 }
 
 #[test]
-fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothing() {
+fn bigquery_holds_the_same_rows_as_duckdb_and_a_retried_append_lands_once() {
     let scratch = ScratchEmulator::start("pipeline-bq").unwrap();
     let emulator = scratch.emulator();
     let dir = temp_dir("bq-same");
@@ -69,13 +69,14 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
     assert_eq!(totals.stats.rejected, 8, "two malformed lines per topic");
     assert!(totals.batches > 3, "several batches: {}", totals.batches);
     assert_eq!(totals.stats, duckdb_totals.stats);
-    // Batches are staged as they come and loaded at the checkpoint, one job per table:
-    // BigQuery counts load jobs per table and day.
-    let loads = bigquery
-        .api_calls()
-        .unwrap()
-        .get("bigquery", "jobs.insert:load");
-    assert_eq!(loads as usize, log_tables().count(), "one load per log");
+    // Rows are streamed: no load job, a write stream per log, flushed at the one
+    // checkpoint (at the end).
+    let calls = bigquery.api_calls().unwrap();
+    assert_eq!(calls.get("bigquery", "jobs.insert:load"), 0);
+    let streams = calls.get("bigquery_storage", "CreateWriteStream");
+    assert_eq!(streams as usize, log_tables().count(), "one stream per log");
+    assert_eq!(calls.get("bigquery_storage", "FlushRows"), streams);
+    assert!(calls.get("bigquery_storage", "AppendRows") >= totals.batches);
 
     let expected = duckdb_tables(duckdb.connection());
     // Superseded listen facts are closed by an update, which the comparison covers.
@@ -95,104 +96,92 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_replays_and_failures_change_nothin
         &without_receive_times(&stored.text()),
         &without_receive_times(&expected.text()),
     );
-    let staged = std::fs::read_dir(staging.join("event_fact"))
-        .unwrap()
-        .count();
-    assert!(staged >= 1, "event facts were staged as Parquet");
 
-    // A batch written twice leaves one copy.
+    // An append retried after its answer was lost lands once: the batch is appended
+    // without a checkpoint, then written again with one, at the same offsets, where
+    // the stream answers ALREADY_EXISTS. Its rows are in the log once (event_dim's are
+    // one per page view, so its log counts them), and visible after the checkpoint.
     assert_eq!(
         bigquery.offsets().unwrap(),
         duckdb.stored_offsets().unwrap()
     );
     let partitions = simulated(40, 2, 11, 1);
-    let listens = partitions
+    let views = partitions
         .iter()
-        .find(|p| p.kind == EventKind::Listen)
+        .find(|p| p.kind == EventKind::PageView)
         .unwrap();
     let mut transformer = Transformer::new(Config::default());
-    let output = transformer.process((0..20).map(|i| listens.message(i)), 0);
-    let replay = [(listens.topic.clone(), 0, 20)];
+    let output = transformer.process((0..20).map(|i| views.message(i)), 0);
+    assert!(!output.tables.event_dim.rows().is_empty());
+    let replay = [(views.topic.clone(), 0, 20)];
     let state = BigQuery::snapshot(transformer.state(), transformer.changes()).unwrap();
-    let mut snapshots = Vec::new();
-    for _ in 0..2 {
-        bigquery
-            .write(&Batch {
-                id: "replay",
-                output: &output,
-                checkpoint: Some(Checkpoint {
-                    offsets: &replay,
-                    state: &state,
-                }),
-            })
-            .unwrap();
-        snapshots.push(bigquery_tables(emulator, "warehouse"));
-    }
+    let logged = |emulator: &Emulator| {
+        emulator
+            .query("SELECT COUNT(*) AS n FROM warehouse.event_dim_log")
+            .unwrap()["rows"][0]["f"][0]["v"]
+            .as_str()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    let before = logged(emulator);
+    let mut batch = Batch {
+        id: "retried",
+        output: &output,
+        checkpoint: None,
+    };
+    bigquery.write(&batch).unwrap();
     assert_eq!(
-        snapshots[0], snapshots[1],
-        "the second load changed nothing"
+        bigquery_tables(emulator, "warehouse"),
+        stored,
+        "appended rows are invisible until a checkpoint flushes them"
     );
-    assert_eq!(bigquery.offsets().unwrap()[&(listens.topic.clone(), 0)], 20);
+    batch.checkpoint = Some(Checkpoint {
+        offsets: &replay,
+        state: &state,
+    });
+    bigquery.write(&batch).unwrap();
+    assert_eq!(
+        logged(emulator),
+        before + output.tables.event_dim.rows().len()
+    );
+    let written = bigquery_tables(emulator, "warehouse");
+    assert_eq!(
+        written.rows("event_dim").len(),
+        stored.rows("event_dim").len() + output.tables.event_dim.rows().len()
+    );
+    assert_eq!(bigquery.offsets().unwrap()[&(views.topic.clone(), 0)], 20);
 
-    // A batch whose last load fails (its log is gone) moves no offset; the tables it
-    // did append to show the rows once when the batch is written again.
+    // A batch whose append fails (its log is gone) moves no offset.
     let others = simulated(10, 1, 99, 1);
-    let other_listens = others.iter().find(|p| p.kind == EventKind::Listen).unwrap();
-    let output = transformer.process((0..60).map(|i| other_listens.message(i)), 0);
-    let tables = record_batches(&output.tables).unwrap();
-    let new_songs: Vec<String> = output
-        .tables
-        .song_dim
-        .rows()
+    let other_views = others
         .iter()
-        .map(|row| row.song_key.to_string())
-        .filter(|key| !snapshots[1].tables["song_dim"].contains_key(key))
-        .collect();
-    assert!(
-        !new_songs.is_empty(),
-        "the failing batch brings songs not yet stored"
-    );
+        .find(|p| p.kind == EventKind::PageView)
+        .unwrap();
+    let output = transformer.process((0..60).map(|i| other_views.message(i)), 0);
+    let tables = record_batches(&output.tables).unwrap();
     assert!(tables.len() >= 2, "the batch writes several tables");
     let last = tables.last().unwrap().0.name;
-    assert_ne!(last, "song_dim");
     emulator
         .query(&format!("DROP TABLE warehouse.{last}_log"))
         .unwrap();
-    let failing = [(listens.topic.clone(), 0, 80)];
+    let failing = [(views.topic.clone(), 0, 80)];
     let state = BigQuery::snapshot(transformer.state(), transformer.changes()).unwrap();
-    let batch = Batch {
-        id: "failing",
-        output: &output,
-        checkpoint: Some(Checkpoint {
-            offsets: &failing,
-            state: &state,
-        }),
-    };
-    let error = bigquery.write(&batch).unwrap_err();
+    let error = bigquery
+        .write(&Batch {
+            id: "failing",
+            output: &output,
+            checkpoint: Some(Checkpoint {
+                offsets: &failing,
+                state: &state,
+            }),
+        })
+        .unwrap_err();
     assert!(
         error.to_string().contains(&format!("{last}_log")),
         "{error}"
     );
-    assert_eq!(bigquery.offsets().unwrap()[&(listens.topic.clone(), 0)], 20);
-    drop(bigquery);
-    let mut bigquery = BigQuery::open(&options(emulator, "warehouse", &staging)).unwrap();
-    bigquery.state().unwrap();
-    bigquery.write(&batch).unwrap();
-    assert_eq!(bigquery.offsets().unwrap()[&(listens.topic.clone(), 0)], 80);
-    let stored = bigquery_tables(emulator, "warehouse");
-    for key in &new_songs {
-        assert!(stored.tables["song_dim"].contains_key(key), "song {key}");
-    }
-    let appended = emulator
-        .query("SELECT COUNT(*) AS n FROM warehouse.song_dim_log")
-        .unwrap();
-    let shown = emulator
-        .query("SELECT COUNT(*) AS n FROM warehouse.song_dim")
-        .unwrap();
-    assert_ne!(
-        appended["rows"], shown["rows"],
-        "the first attempt's songs are in the log twice, and in the view once"
-    );
+    assert_eq!(bigquery.offsets().unwrap()[&(views.topic.clone(), 0)], 20);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -328,6 +317,7 @@ fn two_instances_in_one_group_into_one_dataset_hold_what_one_holds() {
     // Connecting creates the topics, four partitions each, before the pipelines start.
     let mut kafka = four_partitions_each(&bootstrap);
     let endpoint = format!("{}/bigquery/v2", emulator.endpoint());
+    let write_endpoint = emulator.write_endpoint();
     let staging = dir.join("staging").display().to_string();
     let dataset = format!("{}.shared", xtask::emulator::PROJECT);
     let mut instances: Vec<_> = ["a", "b"]
@@ -347,6 +337,9 @@ fn two_instances_in_one_group_into_one_dataset_hold_what_one_holds() {
                     "none",
                     "--bigquery-endpoint",
                     &endpoint,
+                    "--bigquery-write-endpoint",
+                    &write_endpoint,
+                    "--bigquery-emulator",
                     "--instance",
                     name,
                     "--checkpoint-every-ms",
@@ -379,5 +372,91 @@ fn two_instances_in_one_group_into_one_dataset_hold_what_one_holds() {
         &without_receive_times(&stored.text()),
         &without_receive_times(&warehouse_at(&one).text()),
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Killed (-9) three times wherever it is (appending, committing a checkpoint, flushing
+/// the streams), the pipeline resumes to the tables of a clean run, and every log holds
+/// each row once: what a killed run appended after its last checkpoint stays unflushed
+/// in a stream the next run leaves, and is appended again to the next run's.
+#[test]
+fn a_pipeline_killed_three_times_writes_the_tables_of_a_clean_run_and_each_row_once() {
+    let scratch = ScratchEmulator::start("pipeline-bq-kill").unwrap();
+    let emulator = scratch.emulator();
+    let dir = temp_dir("bq-kill");
+    let clean = files_warehouse(&dir, 150);
+    let events = dir.join("events");
+
+    let endpoint = format!("{}/bigquery/v2", emulator.endpoint());
+    let write_endpoint = emulator.write_endpoint();
+    let staging = dir.join("staging").display().to_string();
+    let dataset = format!("{}.killed", xtask::emulator::PROJECT);
+    let input = events.display().to_string();
+    let args = [
+        "--input",
+        input.as_str(),
+        "--bigquery",
+        &dataset,
+        "--staging",
+        &staging,
+        "--bigquery-auth",
+        "none",
+        "--bigquery-endpoint",
+        &endpoint,
+        "--bigquery-write-endpoint",
+        &write_endpoint,
+        "--bigquery-emulator",
+        "--batch-max-messages",
+        "150",
+        "--checkpoint-every-ms",
+        "300",
+    ];
+    for (round, after_batches) in [4, 7, 3].into_iter().enumerate() {
+        let port = xtask::kafka::free_port_pair();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = spawn(
+            pipeline(&args)
+                .args(["--listen", &listen])
+                .stderr(std::process::Stdio::null()),
+        );
+        let batches = || -> u64 {
+            xtask::process::http(port, "GET", "/metrics", "")
+                .ok()
+                .and_then(|(_, body)| {
+                    body.lines()
+                        .find(|l| l.starts_with("pipeline_batches_total "))
+                        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                })
+                .unwrap_or(0)
+        };
+        while batches() < after_batches {
+            assert!(
+                child.0.try_wait().unwrap().is_none(),
+                "round {round}: the pipeline finished before it could be killed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+    }
+    assert!(pipeline(&args).status().unwrap().success());
+
+    let stored = bigquery_tables(emulator, "killed");
+    let expected = warehouse_at(&clean);
+    assert!(expected.rows("event_fact").len() > 500);
+    assert_same_rows(
+        &without_receive_times(&stored.text()),
+        &without_receive_times(&expected.text()),
+    );
+    for table in ["event_dim", "event_session_bridge", "event_fact"] {
+        let logged = emulator
+            .query(&format!("SELECT COUNT(*) AS n FROM killed.{table}_log"))
+            .unwrap()["rows"][0]["f"][0]["v"]
+            .as_str()
+            .unwrap()
+            .parse::<usize>()
+            .unwrap();
+        assert_eq!(logged, expected.rows(table).len(), "{table}_log");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }

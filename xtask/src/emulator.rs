@@ -51,6 +51,11 @@ impl Emulator {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The Storage Write API's gRPC endpoint, ten ports above.
+    pub fn write_endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port + 10)
+    }
+
     fn log_file(&self) -> PathBuf {
         self.state_dir.join("emulator.log")
     }

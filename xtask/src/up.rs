@@ -120,9 +120,8 @@ pub fn up(up: &Up) -> Result<()> {
                 "--bigquery-endpoint",
                 &format!("{}/bigquery/v2", emulator.endpoint()),
             ])
-            // The emulator has no quota to spare: load every 10 s, not every two
-            // minutes, so that its dashboard moves with DuckDB's.
-            .args(["--checkpoint-every-ms", "10000"])
+            .args(["--bigquery-write-endpoint", &emulator.write_endpoint()])
+            .args(["--bigquery-emulator"])
             .args(["--listen", "127.0.0.1:9465"]),
     )?;
 

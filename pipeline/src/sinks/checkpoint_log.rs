@@ -52,6 +52,21 @@ struct Manifest {
     offsets: Vec<PartitionOffset>,
     /// The state objects in force, oldest first; later records of a key win.
     state: Vec<StateObject>,
+    /// The sink's write streams and how many of their rows this checkpoint covers
+    /// (empty for a sink without streams).
+    #[serde(default)]
+    streams: Vec<StreamRows>,
+}
+
+/// A sink's write stream at a checkpoint: its rows up to `rows` belong to the
+/// checkpoint, any after it to a batch the checkpoint does not cover.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRows {
+    /// What the stream writes to, for people reading the manifest.
+    pub table: String,
+    pub stream: String,
+    pub rows: i64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -286,6 +301,7 @@ impl CheckpointLog {
         &mut self,
         records: &Records,
         offsets: &[(String, i32, i64)],
+        streams: &[StreamRows],
     ) -> Result<CheckpointCost, PipelineError> {
         let began = Instant::now();
         let sequence = self.head.sequence + 1;
@@ -321,6 +337,7 @@ impl CheckpointLog {
             sequence,
             state,
             offsets: merge_offsets(&self.head.offsets, offsets),
+            streams: streams.to_vec(),
             ..self.head.clone()
         };
         let manifest_bytes = self.create_manifest(&manifest)?;
@@ -345,6 +362,11 @@ impl CheckpointLog {
     /// The committed manifest's number and epoch.
     pub fn head(&self) -> (u64, u64) {
         (self.head.sequence, self.head.epoch)
+    }
+
+    /// The write streams of the committed manifest.
+    pub fn streams(&self) -> &[StreamRows] {
+        &self.head.streams
     }
 
     /// How many state objects the committed manifest names.

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 pub use self::bigquery::BigQuery;
-pub use self::checkpoint_log::CheckpointLog;
+pub use self::checkpoint_log::{CheckpointLog, StreamRows};
 pub use self::dead_letter_topics::DeadLetterTopics;
 pub use self::duckdb::DuckDb;
 pub use self::staging::Staging;

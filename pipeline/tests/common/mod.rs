@@ -200,6 +200,8 @@ pub fn options(
         dataset: dataset.to_owned(),
         location: "US".to_owned(),
         endpoint: Some(format!("{}/bigquery/v2", emulator.endpoint())),
+        write_endpoint: Some(emulator.write_endpoint()),
+        emulator: true,
         auth: pipeline::sinks::bigquery::Auth::None,
         staging: staging.display().to_string(),
         instance: "test".to_owned(),

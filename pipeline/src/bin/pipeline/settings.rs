@@ -87,10 +87,10 @@ pub struct Layer {
     /// Memory for DuckDB's buffers in MB, beyond which it spills beside the file (default 256)
     #[arg(long, global = true, env = "MUSIC_ANALYTICS__DUCKDB_MEMORY_MB", value_name = "MB", help_heading = SINK)]
     pub duckdb_memory_mb: Option<u64>,
-    /// BigQuery: each batch staged as Parquet, loaded and MERGEd
+    /// BigQuery: rows appended through the Storage Write API, views of the current rows
     #[arg(long, global = true, env = "MUSIC_ANALYTICS__BIGQUERY", value_name = "PROJECT.DATASET", help_heading = SINK)]
     pub bigquery: Option<String>,
-    /// gs://BUCKET/PREFIX for the Parquet files BigQuery loads (a local directory works with the emulator only)
+    /// gs://BUCKET/PREFIX for the checkpoints (and the batch job's Parquet files); a local directory works too
     #[arg(long, global = true, env = "MUSIC_ANALYTICS__STAGING", value_name = "LOCATION", help_heading = BIGQUERY)]
     pub staging: Option<String>,
     /// application-default (default), workload-identity, service-account:PATH, or none (the emulator)
@@ -99,6 +99,12 @@ pub struct Layer {
     /// REST base up to /bigquery/v2 (default Google's)
     #[arg(long, global = true, env = "MUSIC_ANALYTICS__BIGQUERY_ENDPOINT", value_name = "URL", help_heading = BIGQUERY)]
     pub bigquery_endpoint: Option<String>,
+    /// The Storage Write API's gRPC endpoint (default https://bigquerystorage.googleapis.com)
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__BIGQUERY_WRITE_ENDPOINT", value_name = "URL", help_heading = BIGQUERY)]
+    pub bigquery_write_endpoint: Option<String>,
+    /// The endpoints are the BigQuery emulator (bqemulator): take its FlushRows offset as exclusive, not BigQuery's inclusive
+    #[arg(long, global = true, env = "MUSIC_ANALYTICS__BIGQUERY_EMULATOR", value_name = "BOOL", value_parser = BoolishValueParser::new(), num_args = 0..=1, require_equals = true, default_missing_value = "true", help_heading = BIGQUERY)]
+    pub bigquery_emulator: Option<bool>,
     /// Where a missing dataset is created (default US)
     #[arg(long, global = true, env = "MUSIC_ANALYTICS__BIGQUERY_LOCATION", value_name = "LOC", help_heading = BIGQUERY)]
     pub bigquery_location: Option<String>,
@@ -140,7 +146,7 @@ pub struct Layer {
         value_name = "N"
     )]
     pub batch_max_ms: Option<u64>,
-    /// BigQuery: load the batches staged since the last checkpoint and write the state and offsets every N ms (default 120000, from BigQuery's 1,500 load jobs per table and day; 0: with every batch); a restart re-reads from the last checkpoint and appends the same rows again, which the views count once. DuckDB checkpoints with every batch
+    /// BigQuery: write the state and offsets, then make the rows streamed since visible, every N ms (default 10000; 0: with every batch); a restart re-reads from the last checkpoint. DuckDB checkpoints with every batch
     #[arg(
         long,
         global = true,
@@ -246,6 +252,10 @@ impl Layer {
             staging: other.staging.or(self.staging),
             bigquery_auth: other.bigquery_auth.or(self.bigquery_auth),
             bigquery_endpoint: other.bigquery_endpoint.or(self.bigquery_endpoint),
+            bigquery_write_endpoint: other
+                .bigquery_write_endpoint
+                .or(self.bigquery_write_endpoint),
+            bigquery_emulator: other.bigquery_emulator.or(self.bigquery_emulator),
             bigquery_location: other.bigquery_location.or(self.bigquery_location),
             instance: other.instance.or(self.instance),
             group: other.group.or(self.group),
@@ -372,7 +382,7 @@ pub enum Input {
 
 pub enum Output {
     DuckDb(PathBuf),
-    BigQuery(pipeline::sinks::bigquery::BigQueryOptions),
+    BigQuery(Box<pipeline::sinks::bigquery::BigQueryOptions>),
 }
 
 /// The settings of a run, every layer applied and checked.
@@ -508,6 +518,11 @@ fn output(s: &Layer, writes: bool) -> Result<Output> {
             ("staging", s.staging.is_some()),
             ("bigquery_auth", s.bigquery_auth.is_some()),
             ("bigquery_endpoint", s.bigquery_endpoint.is_some()),
+            (
+                "bigquery_write_endpoint",
+                s.bigquery_write_endpoint.is_some(),
+            ),
+            ("bigquery_emulator", s.bigquery_emulator.is_some()),
             ("bigquery_location", s.bigquery_location.is_some()),
         ]
         .iter()
@@ -533,7 +548,9 @@ fn output(s: &Layer, writes: bool) -> Result<Output> {
     let staging = match s.staging.clone() {
         Some(staging) => staging,
         None if !writes => String::new(),
-        None => bail!("BigQuery loads from Parquet staging: add --staging gs://BUCKET/PREFIX"),
+        None => bail!(
+            "BigQuery keeps its checkpoints in a staging location: add --staging gs://BUCKET/PREFIX"
+        ),
     };
     let auth = match &s.bigquery_auth {
         Some(text) => text
@@ -541,7 +558,7 @@ fn output(s: &Layer, writes: bool) -> Result<Output> {
             .map_err(|e| anyhow::anyhow!("bigquery_auth {e}"))?,
         None => pipeline::sinks::bigquery::Auth::ApplicationDefault,
     };
-    Ok(Output::BigQuery(
+    Ok(Output::BigQuery(Box::new(
         pipeline::sinks::bigquery::BigQueryOptions {
             project: project.to_owned(),
             dataset: dataset.to_owned(),
@@ -550,6 +567,8 @@ fn output(s: &Layer, writes: bool) -> Result<Output> {
                 .clone()
                 .unwrap_or_else(|| "US".to_owned()),
             endpoint: s.bigquery_endpoint.clone(),
+            write_endpoint: s.bigquery_write_endpoint.clone(),
+            emulator: s.bigquery_emulator.unwrap_or(false),
             auth,
             staging,
             instance: s
@@ -559,7 +578,7 @@ fn output(s: &Layer, writes: bool) -> Result<Output> {
                 .unwrap_or_else(|| "music-analytics-pipeline".to_owned()),
             retry: pipeline::sinks::bigquery::Retry::default(),
         },
-    ))
+    )))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use gcp_bigquery_client::model::query_request::QueryRequest;
 use gcp_bigquery_client::model::query_response::{QueryResponse, ResultSet};
 use gcp_bigquery_client::model::table::Table;
 
+use super::credentials::Credentials;
 use crate::error::PipelineError;
 use crate::metrics::ApiCalls;
 
@@ -62,17 +63,6 @@ impl std::str::FromStr for Auth {
     }
 }
 
-/// The emulator takes any bearer token.
-#[derive(Clone)]
-struct NoCredentials;
-
-#[async_trait::async_trait]
-impl gcp_bigquery_client::auth::Authenticator for NoCredentials {
-    async fn access_token(&self) -> Result<String, BQError> {
-        Ok("emulator".to_owned())
-    }
-}
-
 /// How often and how patiently to retry.
 #[derive(Clone, Copy, Debug)]
 pub struct Retry {
@@ -93,6 +83,8 @@ impl Default for Retry {
 
 pub struct Api {
     client: Client,
+    /// Shared with the Storage Write API's calls.
+    pub(crate) credentials: Credentials,
     runtime: Arc<tokio::runtime::Runtime>,
     pub project: String,
     retry: Retry,
@@ -129,9 +121,61 @@ impl NextPage {
 }
 
 /// A failed request, before retries decide what it means.
-struct Failure {
-    message: String,
-    retryable: bool,
+pub(super) struct Failure {
+    pub(super) message: String,
+    pub(super) retryable: bool,
+}
+
+/// Where one kind of request is counted.
+pub(super) struct Counted<'a> {
+    pub(super) calls: &'a ApiCalls,
+    pub(super) service: &'static str,
+    pub(super) call: &'static str,
+}
+
+/// Runs `request` on `runtime` until it succeeds, fails for good, or `retry`'s attempts
+/// run out, counting every attempt: what both BigQuery APIs share.
+pub(super) fn retrying<T, F>(
+    runtime: &tokio::runtime::Runtime,
+    retry: Retry,
+    counted: Counted<'_>,
+    doing: &str,
+    mut request: impl FnMut() -> F,
+) -> Result<T, PipelineError>
+where
+    F: Future<Output = Result<T, Failure>>,
+{
+    let mut delay = retry.first_delay;
+    let mut attempt = 1;
+    loop {
+        counted.calls.count(counted.service, counted.call);
+        match runtime.block_on(request()) {
+            Ok(value) => return Ok(value),
+            Err(failure) if failure.retryable && attempt < retry.attempts => {
+                let pause = jitter(delay);
+                tracing::warn!(
+                    attempt,
+                    retry_in_ms = pause.as_millis() as u64,
+                    "BigQuery: {doing}: {}",
+                    failure.message
+                );
+                std::thread::sleep(pause);
+                delay = (delay * 2).min(retry.max_delay);
+                attempt += 1;
+            }
+            Err(failure) => {
+                let tries = if failure.retryable {
+                    format!(" (gave up after {attempt} attempts)")
+                } else {
+                    String::new()
+                };
+                return Err(PipelineError::BigQuery {
+                    message: format!("{doing}: {}{tries}", failure.message),
+                    retryable: failure.retryable,
+                });
+            }
+        }
+    }
 }
 
 impl From<BQError> for Failure {
@@ -200,31 +244,22 @@ impl Api {
         if let Some(endpoint) = endpoint {
             builder.with_v2_base_url(endpoint.trim_end_matches('/').to_owned());
         }
+        let credentials =
+            runtime
+                .block_on(Credentials::new(auth))
+                .map_err(|e| PipelineError::BigQuery {
+                    message: format!("cannot set up credentials ({auth}): {e}"),
+                    retryable: false,
+                })?;
         let client = runtime
-            .block_on(async {
-                match auth {
-                    Auth::ApplicationDefault => {
-                        builder.build_from_application_default_credentials().await
-                    }
-                    Auth::ServiceAccount(path) => {
-                        builder
-                            .build_from_service_account_key_file(&path.to_string_lossy())
-                            .await
-                    }
-                    Auth::WorkloadIdentity => builder.build_with_workload_identity(false).await,
-                    Auth::None => {
-                        builder
-                            .build_from_authenticator(Arc::new(NoCredentials))
-                            .await
-                    }
-                }
-            })
+            .block_on(builder.build_from_authenticator(Arc::new(credentials.clone())))
             .map_err(|e| PipelineError::BigQuery {
-                message: format!("cannot set up credentials ({auth}): {e}"),
+                message: format!("cannot set up the BigQuery client: {e}"),
                 retryable: false,
             })?;
         Ok(Api {
             client,
+            credentials,
             runtime,
             project: project.to_owned(),
             retry: Retry::default(),
@@ -248,42 +283,17 @@ impl Api {
         &self,
         doing: &str,
         call: &'static str,
-        mut request: impl FnMut() -> F,
+        request: impl FnMut() -> F,
     ) -> Result<T, PipelineError>
     where
         F: Future<Output = Result<T, Failure>>,
     {
-        let mut delay = self.retry.first_delay;
-        let mut attempt = 1;
-        loop {
-            self.calls.count("bigquery", call);
-            match self.runtime.block_on(request()) {
-                Ok(value) => return Ok(value),
-                Err(failure) if failure.retryable && attempt < self.retry.attempts => {
-                    let pause = jitter(delay);
-                    tracing::warn!(
-                        attempt,
-                        retry_in_ms = pause.as_millis() as u64,
-                        "BigQuery: {doing}: {}",
-                        failure.message
-                    );
-                    std::thread::sleep(pause);
-                    delay = (delay * 2).min(self.retry.max_delay);
-                    attempt += 1;
-                }
-                Err(failure) => {
-                    let tries = if failure.retryable {
-                        format!(" (gave up after {attempt} attempts)")
-                    } else {
-                        String::new()
-                    };
-                    return Err(PipelineError::BigQuery {
-                        message: format!("{doing}: {}{tries}", failure.message),
-                        retryable: failure.retryable,
-                    });
-                }
-            }
-        }
+        let counted = Counted {
+            calls: &self.calls,
+            service: "bigquery",
+            call,
+        };
+        retrying(&self.runtime, self.retry, counted, doing, request)
     }
 
     /// Creates the dataset in `location` unless it exists.
@@ -305,11 +315,12 @@ impl Api {
                 "datasets.insert",
                 || async {
                     let dataset = Dataset::new(&self.project, dataset).location(location);
-                    self.client
-                        .dataset()
-                        .create(dataset)
-                        .await
-                        .map_err(Failure::from)
+                    match self.client.dataset().create(dataset).await {
+                        Ok(_) => Ok(()),
+                        // Another instance made it first.
+                        Err(BQError::ResponseError { error }) if error.error.code == 409 => Ok(()),
+                        Err(e) => Err(Failure::from(e)),
+                    }
                 },
             )?;
         }

@@ -7,6 +7,9 @@
 //! restart, the same rows, which the views count once.
 
 pub(crate) mod api;
+mod credentials;
+mod proto_rows;
+mod write_api;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use gcp_bigquery_client::model::table::Table as BqTable;
 use gcp_bigquery_client::model::table_reference::TableReference;
 use gcp_bigquery_client::model::table_schema::TableSchema;
 use gcp_bigquery_client::model::time_partitioning::TimePartitioning;
+use prost_types::DescriptorProto;
 use warehouse::analytics::{self, Dialect};
 use warehouse::schema::bigquery::{
     LOADED_AT, SUPERSEDED_EVENT_FACTS, current_views_script, json_schema, log_table, log_tables,
@@ -29,8 +33,10 @@ use warehouse::schema::{TABLES, Table};
 
 use self::api::Api;
 pub use self::api::{Auth, Retry};
+use self::write_api::{Appended, WriteApi};
 use super::{
-    Batch, CheckpointCost, CheckpointLog, Offsets, Sink, Staging, decode_state, encode_records,
+    Batch, CheckpointCost, CheckpointLog, Offsets, Sink, Staging, StreamRows, decode_state,
+    encode_records,
 };
 use crate::error::PipelineError;
 use crate::metrics::ApiCalls;
@@ -47,6 +53,10 @@ pub struct BigQueryOptions {
     pub location: String,
     /// The REST base up to `/bigquery/v2`; `None` is Google's.
     pub endpoint: Option<String>,
+    /// The Storage Write API's gRPC endpoint; `None` is Google's.
+    pub write_endpoint: Option<String>,
+    /// The endpoints are bqemulator's, whose FlushRows offset is exclusive.
+    pub emulator: bool,
     pub auth: Auth,
     /// `gs://bucket/prefix`, or a local directory (which only the emulator can load from).
     pub staging: String,
@@ -73,9 +83,36 @@ pub struct BigQuery {
     last_stamp: i64,
     /// Requests to BigQuery and the staging location, for `/metrics`.
     calls: ApiCalls,
-    /// Files staged since the last load, per table: loaded together at the next
-    /// checkpoint, one job per table, since BigQuery counts load jobs per table and day.
+    /// Files a batch job staged, per table: loaded together, one job per table, since
+    /// BigQuery counts load jobs per table and day.
     pending: BTreeMap<&'static str, (&'static Table, BTreeSet<String>)>,
+    write: WriteApi,
+    /// This run's write streams, one per log, created on first use.
+    streams: BTreeMap<&'static str, LiveStream>,
+    /// The batch being streamed: its stamp and where each table's rows start in their
+    /// stream, kept so that a retried write appends the same rows at the same offsets.
+    current: Option<Current>,
+    /// FlushRows takes an exclusive offset (bqemulator) rather than BigQuery's inclusive.
+    flush_exclusive: bool,
+}
+
+/// A BUFFERED write stream of this run.
+#[derive(Debug)]
+struct LiveStream {
+    table: &'static Table,
+    name: String,
+    /// The rows' message type.
+    schema: DescriptorProto,
+    /// Rows appended, and of those made visible.
+    rows: i64,
+    flushed: i64,
+}
+
+#[derive(Debug)]
+struct Current {
+    batch: String,
+    stamp: i64,
+    starts: BTreeMap<&'static str, i64>,
 }
 
 impl std::fmt::Debug for BigQuery {
@@ -113,8 +150,22 @@ impl BigQuery {
         let calls = ApiCalls::default();
         let (api, runtime) = connect(options)?;
         let api = api.with_calls(calls.clone());
+        let write = WriteApi::connect(
+            options
+                .write_endpoint
+                .as_deref()
+                .unwrap_or(write_api::GOOGLE_ENDPOINT),
+            api.credentials.clone(),
+            Arc::clone(&runtime),
+            options.retry,
+            calls.clone(),
+        )?;
         let staging = Staging::open(&options.staging, runtime)?.with_calls(calls.clone());
         let sink = BigQuery {
+            write,
+            streams: BTreeMap::new(),
+            current: None,
+            flush_exclusive: options.emulator,
             api,
             staging,
             calls,
@@ -240,24 +291,13 @@ impl BigQuery {
     /// next load. Each batch has a stamp of its own, so that of two rows of one key the
     /// view tells the later even when one job loads both.
     fn stage_batch(&mut self, id: &str, output: &Output) -> Result<(), PipelineError> {
-        let refused = |e| PipelineError::Bug(format!("Arrow refused a batch: {e}"));
-        let mut batches = record_batches(&output.tables).map_err(refused)?;
-        let superseded = &output.tables.superseded_event_facts;
-        if !superseded.is_empty() {
-            batches.push((
-                &SUPERSEDED_EVENT_FACTS,
-                superseded_batch(superseded).map_err(refused)?,
-            ));
-        }
+        let batches = log_batches(output)?;
         if batches.is_empty() {
             return Ok(());
         }
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-        self.last_stamp = now.max(self.last_stamp + 1);
+        let stamp = self.next_stamp();
         for (table, rows) in &batches {
-            let rows = stamped(rows, self.last_stamp)?;
+            let rows = stamped(rows, stamp)?;
             let uri = self.staging.put(table.name, id, &rows)?;
             self.pending
                 .entry(table.name)
@@ -268,11 +308,122 @@ impl BigQuery {
         Ok(())
     }
 
-    /// The instance's checkpoint log, claimed on first use.
+    /// A `_loaded_at` later than any before, from the clock if it moved on.
+    fn next_stamp(&mut self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        self.last_stamp = now.max(self.last_stamp + 1);
+        self.last_stamp
+    }
+
+    /// Appends `output`'s rows to the tables' write streams (created on first use),
+    /// unflushed: invisible until a checkpoint covers them. A batch written again after
+    /// a failure is appended at the offsets of its first attempt, where the rows that
+    /// landed then are recognised (`ALREADY_EXISTS`) rather than duplicated.
+    fn stream_batch(&mut self, id: &str, output: &Output) -> Result<(), PipelineError> {
+        let batches = log_batches(output)?;
+        if self.current.as_ref().is_none_or(|c| c.batch != id) {
+            let stamp = self.next_stamp();
+            self.current = Some(Current {
+                batch: id.to_owned(),
+                stamp,
+                starts: BTreeMap::new(),
+            });
+        }
+        for (table, rows) in &batches {
+            if !self.streams.contains_key(table.name) {
+                let parent = format!(
+                    "projects/{}/datasets/{}/tables/{}",
+                    self.api.project,
+                    self.dataset,
+                    log_table(table)
+                );
+                let name = self.write.create_stream(&parent)?;
+                tracing::info!(stream = name, "opened a write stream");
+                self.streams.insert(
+                    table.name,
+                    LiveStream {
+                        table,
+                        name,
+                        schema: proto_rows::descriptor(table),
+                        rows: 0,
+                        flushed: 0,
+                    },
+                );
+            }
+            let (Some(stream), Some(current)) =
+                (self.streams.get_mut(table.name), self.current.as_mut())
+            else {
+                return Err(PipelineError::Bug(
+                    "a stream or batch went missing".to_owned(),
+                ));
+            };
+            let start = *current.starts.entry(table.name).or_insert(stream.rows);
+            let encoded = proto_rows::encode(table, rows, current.stamp)?;
+            if self
+                .write
+                .append(&stream.name, &stream.schema, &encoded, start)?
+                == Appended::AlreadyThere
+            {
+                tracing::info!(
+                    stream = stream.name,
+                    offset = start,
+                    "rows of a retried append were there already"
+                );
+            }
+            stream.rows = start + encoded.len() as i64;
+        }
+        Ok(())
+    }
+
+    /// Makes every stream's appended rows visible.
+    fn flush_streams(&mut self) -> Result<(), PipelineError> {
+        for stream in self.streams.values_mut() {
+            if stream.rows > stream.flushed {
+                self.write.flush(
+                    &stream.name,
+                    write_api::flush_offset(stream.rows, self.flush_exclusive),
+                )?;
+                stream.flushed = stream.rows;
+            }
+        }
+        Ok(())
+    }
+
+    /// The streams at this point, as a checkpoint records them.
+    fn stream_rows(&self) -> Vec<StreamRows> {
+        self.streams
+            .values()
+            .map(|s| StreamRows {
+                table: log_table(s.table),
+                stream: s.name.clone(),
+                rows: s.rows,
+            })
+            .collect()
+    }
+
+    /// The instance's checkpoint log, claimed on first use. Claiming it flushes the
+    /// streams of the previous run up to what its last checkpoint covers (a crash may
+    /// have come between the checkpoint and the flush), and leaves those streams: the
+    /// rows appended to them after that checkpoint stay invisible for good, and are
+    /// appended again, from the checkpoint's offsets, to this run's streams.
     fn checkpoints(&mut self) -> Result<&mut CheckpointLog, PipelineError> {
+        if self.checkpoints.is_none() {
+            let log = CheckpointLog::open(&self.staging, &self.instance)?;
+            for stream in log.streams().iter().filter(|s| s.rows > 0) {
+                self.write.flush(
+                    &stream.stream,
+                    write_api::flush_offset(stream.rows, self.flush_exclusive),
+                )?;
+            }
+            self.checkpoints = Some(log);
+        }
         match &mut self.checkpoints {
             Some(log) => Ok(log),
-            slot => Ok(slot.insert(CheckpointLog::open(&self.staging, &self.instance)?)),
+            None => Err(PipelineError::Bug(
+                "the checkpoint log went missing".to_owned(),
+            )),
         }
     }
 
@@ -391,7 +542,7 @@ impl Sink for BigQuery {
         let records = encode_records(&state, &state.everything())?;
         let legacy = self.qualified(LEGACY_STATE_TABLE);
         let log = self.checkpoints()?;
-        log.commit(&records, &offsets)?;
+        log.commit(&records, &offsets, &[])?;
         tracing::info!("moved the checkpoint of {legacy} into {log:?}");
         Ok(Some(state))
     }
@@ -400,14 +551,16 @@ impl Sink for BigQuery {
         &mut self,
         batch: &Batch<'_, Records>,
     ) -> Result<Option<CheckpointCost>, PipelineError> {
-        self.stage_batch(batch.id, batch.output)?;
+        self.stream_batch(batch.id, batch.output)?;
         let Some(checkpoint) = &batch.checkpoint else {
             return Ok(None);
         };
-        self.load_pending()?;
-        self.checkpoints()?
-            .commit(checkpoint.state, checkpoint.offsets)
-            .map(Some)
+        let streams = self.stream_rows();
+        let cost = self
+            .checkpoints()?
+            .commit(checkpoint.state, checkpoint.offsets, &streams)?;
+        self.flush_streams()?;
+        Ok(Some(cost))
     }
 
     fn describe(&self) -> String {
@@ -427,6 +580,20 @@ impl Sink for BigQuery {
 fn table_schema(fields: serde_json::Value) -> Result<TableSchema, PipelineError> {
     serde_json::from_value(serde_json::json!({ "fields": fields }))
         .map_err(|e| PipelineError::Bug(format!("a table schema does not read: {e}")))
+}
+
+/// `output`'s rows per log: the tables', then the closes of superseded listen facts.
+fn log_batches(output: &Output) -> Result<Vec<(&'static Table, RecordBatch)>, PipelineError> {
+    let refused = |e| PipelineError::Bug(format!("Arrow refused a batch: {e}"));
+    let mut batches = record_batches(&output.tables).map_err(refused)?;
+    let superseded = &output.tables.superseded_event_facts;
+    if !superseded.is_empty() {
+        batches.push((
+            &SUPERSEDED_EVENT_FACTS,
+            superseded_batch(superseded).map_err(refused)?,
+        ));
+    }
+    Ok(batches)
 }
 
 /// The schema of a table's log, as the warehouse generates it.
