@@ -56,42 +56,25 @@ impl Emulator {
         format!("http://127.0.0.1:{}", self.port + 10)
     }
 
-    fn log_file(&self) -> PathBuf {
-        self.state_dir.join("emulator.log")
-    }
-
-    fn pid_file(&self) -> PathBuf {
-        self.state_dir.join("emulator.pid")
+    fn service(&self) -> process::Service<'_> {
+        process::Service {
+            name: "emulator",
+            what: "the BigQuery emulator",
+            port: self.port,
+            state_dir: &self.state_dir,
+        }
     }
 
     pub fn start(&self) -> Result<()> {
-        if let Some(pid) = process::running_pid(&self.pid_file()) {
-            if self.ready() {
-                println!(
-                    "emulator: already running (pid {pid}) at {}",
-                    self.endpoint()
-                );
-                return Ok(());
-            }
-            bail!(
-                "an emulator process (pid {pid}) exists but does not answer at {}; run `cargo xtask emulator stop` first (log: {})",
-                self.endpoint(),
-                self.log_file().display()
-            );
-        }
-        if process::answers(self.port) {
-            bail!(
-                "port {} is taken by another process; choose another with --port",
-                self.port
-            );
+        let service = self.service();
+        if service.already_running(self.ready())? {
+            return Ok(());
         }
         let venv = ensure_installed()?;
-        fs::create_dir_all(&self.state_dir)
-            .with_context(|| format!("creating {}", self.state_dir.display()))?;
         println!(
             "emulator: starting the BigQuery emulator at {} (log: {})",
             self.endpoint(),
-            self.log_file().display()
+            service.log_file().display()
         );
         process::start_detached(
             Command::new(venv.join("bin/bqemulator"))
@@ -106,8 +89,8 @@ impl Emulator {
                 .args(["--rest-port", &self.port.to_string()])
                 .args(["--grpc-port", &(self.port + 10).to_string()]),
             "the BigQuery emulator",
-            &self.log_file(),
-            &self.pid_file(),
+            &service.log_file(),
+            &service.pid_file(),
             START_TIMEOUT,
             || self.ready(),
         )
@@ -158,38 +141,12 @@ impl Emulator {
     }
 
     pub fn stop(&self) -> Result<()> {
-        let Some(pid) = process::running_pid(&self.pid_file()) else {
-            println!("emulator: not running");
-            let _ = fs::remove_file(self.pid_file());
-            return Ok(());
-        };
-        println!("emulator: stopping (pid {pid})");
-        process::stop(pid, STOP_TIMEOUT)?;
-        let _ = fs::remove_file(self.pid_file());
-        println!("emulator: stopped");
-        Ok(())
+        self.service().stop(STOP_TIMEOUT)
     }
 
     /// Prints the emulator's state; an error when it is not running, for scripts.
     pub fn status(&self) -> Result<()> {
-        match process::running_pid(&self.pid_file()) {
-            Some(pid) if self.ready() => {
-                println!(
-                    "emulator: running (pid {pid}) at {}; log: {}",
-                    self.endpoint(),
-                    self.log_file().display()
-                );
-                Ok(())
-            }
-            Some(pid) => bail!(
-                "emulator: process {pid} is alive but does not answer at {}",
-                self.endpoint()
-            ),
-            None => bail!(
-                "emulator: not running (state in {})",
-                self.state_dir.display()
-            ),
-        }
+        self.service().status(self.ready(), "")
     }
 }
 

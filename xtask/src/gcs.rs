@@ -57,47 +57,33 @@ impl Gcs {
         .to_string()
     }
 
-    fn log_file(&self) -> PathBuf {
-        self.state_dir.join("gcs.log")
-    }
-
-    fn pid_file(&self) -> PathBuf {
-        self.state_dir.join("gcs.pid")
+    fn service(&self) -> process::Service<'_> {
+        process::Service {
+            name: "gcs",
+            what: "the Cloud Storage emulator",
+            port: self.port,
+            state_dir: &self.state_dir,
+        }
     }
 
     pub fn start(&self) -> Result<()> {
-        if let Some(pid) = process::running_pid(&self.pid_file()) {
-            if self.ready() {
-                println!("gcs: already running (pid {pid}) at {}", self.endpoint());
-                return Ok(());
-            }
-            bail!(
-                "a GCS emulator process (pid {pid}) exists but does not answer at {}; run `cargo xtask gcs stop` first (log: {})",
-                self.endpoint(),
-                self.log_file().display()
-            );
-        }
-        if process::answers(self.port) {
-            bail!(
-                "port {} is taken by another process; choose another with --port",
-                self.port
-            );
+        let service = self.service();
+        if service.already_running(self.ready())? {
+            return Ok(());
         }
         let program = ensure_built()?;
-        fs::create_dir_all(&self.state_dir)
-            .with_context(|| format!("creating {}", self.state_dir.display()))?;
         println!(
             "gcs: starting the Cloud Storage emulator at {} with bucket {BUCKET} (log: {})",
             self.endpoint(),
-            self.log_file().display()
+            service.log_file().display()
         );
         process::start_detached(
             Command::new(program)
                 .args(["-port", &self.port.to_string()])
                 .args(["-bucket", BUCKET]),
             "the Cloud Storage emulator",
-            &self.log_file(),
-            &self.pid_file(),
+            &service.log_file(),
+            &service.pid_file(),
             START_TIMEOUT,
             || self.ready(),
         )
@@ -110,35 +96,13 @@ impl Gcs {
     }
 
     pub fn stop(&self) -> Result<()> {
-        let Some(pid) = process::running_pid(&self.pid_file()) else {
-            println!("gcs: not running");
-            let _ = fs::remove_file(self.pid_file());
-            return Ok(());
-        };
-        println!("gcs: stopping (pid {pid})");
-        process::stop(pid, STOP_TIMEOUT)?;
-        let _ = fs::remove_file(self.pid_file());
-        println!("gcs: stopped");
-        Ok(())
+        self.service().stop(STOP_TIMEOUT)
     }
 
     /// Prints the emulator's state; an error when it is not running, for scripts.
     pub fn status(&self) -> Result<()> {
-        match process::running_pid(&self.pid_file()) {
-            Some(pid) if self.ready() => {
-                println!(
-                    "gcs: running (pid {pid}) at {}, bucket {BUCKET}; log: {}",
-                    self.endpoint(),
-                    self.log_file().display()
-                );
-                Ok(())
-            }
-            Some(pid) => bail!(
-                "gcs: process {pid} is alive but does not answer at {}",
-                self.endpoint()
-            ),
-            None => bail!("gcs: not running (state in {})", self.state_dir.display()),
-        }
+        self.service()
+            .status(self.ready(), &format!(", bucket {BUCKET}"))
     }
 }
 

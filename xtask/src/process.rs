@@ -111,6 +111,103 @@ pub fn run(command: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// One of xtask's background services as its commands see it: its name (in messages,
+/// commands and file names), its port, and the folder of its pid file and log.
+#[derive(Debug)]
+pub struct Service<'a> {
+    pub name: &'static str,
+    /// What it is, in sentences: "the Cloud Storage emulator".
+    pub what: &'static str,
+    pub port: u16,
+    pub state_dir: &'a Path,
+}
+
+impl Service<'_> {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.state_dir.join(format!("{}.log", self.name))
+    }
+
+    pub fn pid_file(&self) -> PathBuf {
+        self.state_dir.join(format!("{}.pid", self.name))
+    }
+
+    /// Before a start: whether it runs and answers already (`ready`), so that there is
+    /// nothing to do; an error when a process of it is alive but does not answer, or
+    /// something else holds its port.
+    pub fn already_running(&self, ready: bool) -> Result<bool> {
+        if let Some(pid) = running_pid(&self.pid_file()) {
+            if ready {
+                println!(
+                    "{}: already running (pid {pid}) at {}",
+                    self.name,
+                    self.endpoint()
+                );
+                return Ok(true);
+            }
+            bail!(
+                "a process of {} (pid {pid}) exists but does not answer at {}; run `cargo xtask {} stop` first (log: {})",
+                self.what,
+                self.endpoint(),
+                self.name,
+                self.log_file().display()
+            );
+        }
+        if answers(self.port) {
+            bail!(
+                "port {} is taken by another process; choose another with --port",
+                self.port
+            );
+        }
+        fs::create_dir_all(self.state_dir)
+            .with_context(|| format!("creating {}", self.state_dir.display()))?;
+        Ok(false)
+    }
+
+    /// Stops it if it runs, waiting up to `patience` for a clean exit.
+    pub fn stop(&self, patience: Duration) -> Result<()> {
+        let Some(pid) = running_pid(&self.pid_file()) else {
+            println!("{}: not running", self.name);
+            let _ = fs::remove_file(self.pid_file());
+            return Ok(());
+        };
+        println!("{}: stopping (pid {pid})", self.name);
+        stop(pid, patience)?;
+        let _ = fs::remove_file(self.pid_file());
+        println!("{}: stopped", self.name);
+        Ok(())
+    }
+
+    /// Prints its state (with `detail` after the endpoint); an error when it is not
+    /// running, for scripts.
+    pub fn status(&self, ready: bool, detail: &str) -> Result<()> {
+        match running_pid(&self.pid_file()) {
+            Some(pid) if ready => {
+                println!(
+                    "{}: running (pid {pid}) at {}{detail}; log: {}",
+                    self.name,
+                    self.endpoint(),
+                    self.log_file().display()
+                );
+                Ok(())
+            }
+            Some(pid) => bail!(
+                "{}: process {pid} is alive but does not answer at {}",
+                self.name,
+                self.endpoint()
+            ),
+            None => bail!(
+                "{}: not running (state in {})",
+                self.name,
+                self.state_dir.display()
+            ),
+        }
+    }
+}
+
 /// Starts `command` in the background in a process group of its own (so that Ctrl-C in
 /// this terminal does not reach it), its output in `log` and its pid in `pid_file`, and
 /// waits until `ready` says it answers. `what` names it in messages.
