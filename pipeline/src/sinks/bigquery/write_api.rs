@@ -6,6 +6,10 @@
 //! Each append is a bidirectional AppendRows call carrying one request, opened and
 //! closed per table and batch: a long-lived connection per stream would save a round
 //! trip a second, at the cost of reconnecting and replaying in-flight requests by hand.
+//!
+//! Streams are BUFFERED, flushed per stream: nothing here commits several streams
+//! together, which BigQuery allows only for PENDING streams of one table (the emulator
+//! would take streams of several tables in one BatchCommitWriteStreams).
 
 use std::sync::Arc;
 
