@@ -256,8 +256,11 @@ struct DeadLetterMessage {
     headers: std::collections::BTreeMap<String, String>,
 }
 
-/// Reads `want` messages from the given dead-letter topics from their start, waiting up
-/// to a minute; fewer if fewer arrive.
+/// Reads the given dead-letter topics from their start until `want` distinct payloads
+/// have come, waiting up to a minute; fewer if fewer arrive. Dead letters are sent at
+/// least once (again after a crash, or after a delivery that failed while the broker was
+/// away), so a payload may come twice; counting messages would stop short of one sent
+/// last.
 fn read_dead_letters(bootstrap: &str, topics: &[&str], want: usize) -> Vec<DeadLetterMessage> {
     use rdkafka::Message;
     use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -271,11 +274,13 @@ fn read_dead_letters(bootstrap: &str, topics: &[&str], want: usize) -> Vec<DeadL
         .unwrap();
     consumer.subscribe(topics).unwrap();
     let mut read = Vec::new();
+    let mut distinct = std::collections::BTreeSet::new();
     for _ in 0..120 {
-        if read.len() == want {
+        if distinct.len() == want {
             break;
         }
         if let Some(Ok(m)) = consumer.poll(Duration::from_millis(500)) {
+            distinct.insert(m.payload().unwrap_or_default().to_vec());
             let headers = m
                 .headers()
                 .map(|h| {
