@@ -187,6 +187,32 @@ fn a_log_on_the_cloud_storage_emulator_reads_back_the_state_and_fences() {
         .status()
         .unwrap();
     assert!(status.success(), "the scenarios failed on GCS: {status}");
+    // What the fencing scenario's last claim left in the bucket, as its JSON API lists
+    // it: the stale manifests and the fenced pipeline's state object were deleted.
+    let (code, listing) = xtask::process::http(
+        scratch.gcs().port,
+        "GET",
+        &format!("/storage/v1/b/{BUCKET}/o?prefix=checkpoint-log/three/"),
+        "",
+    )
+    .unwrap();
+    assert_eq!(code, 200, "{listing}");
+    let listing: serde_json::Value = serde_json::from_str(&listing).unwrap();
+    let mut names: Vec<&str> = listing["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|item| item["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "checkpoint-log/three/_checkpoints/i/manifests/00000000000000000005.json",
+            "checkpoint-log/three/_checkpoints/i/state/00000000000000000002-1.records",
+            "checkpoint-log/three/_checkpoints/i/state/00000000000000000004-2.records",
+        ]
+    );
 }
 
 #[test]
