@@ -40,7 +40,7 @@ fn staging(location: &str) -> Staging {
 fn a_state_checkpointed_batch_by_batch_reads_back_whole(location: &str) {
     let partitions = simulated(1_500, 1, 5, 2);
     let mut transformer = transformer_over(&partitions);
-    let mut log = CheckpointLog::open(&staging(location), "stream").unwrap();
+    let mut log = CheckpointLog::open(&staging(location), "p.d", "stream").unwrap();
     assert!(log.state().unwrap().is_none(), "a new log holds no state");
     let batches = 40;
     let mut next = vec![0_usize; partitions.len()];
@@ -70,7 +70,7 @@ fn a_state_checkpointed_batch_by_batch_reads_back_whole(location: &str) {
         assert!(cost.bytes > 0);
         folded |= log.objects() < objects_before + 1;
         if batch % 10 == 0 {
-            let reopened = CheckpointLog::open(&staging(location), "stream").unwrap();
+            let reopened = CheckpointLog::open(&staging(location), "p.d", "stream").unwrap();
             assert_eq!(
                 reopened.state().unwrap().as_ref(),
                 Some(transformer.state()),
@@ -93,11 +93,11 @@ fn a_state_checkpointed_batch_by_batch_reads_back_whole(location: &str) {
     assert!(folded, "40 checkpoints never folded the log into a base");
 }
 
-/// A partition's offset is the furthest of any instance's: partitions move between
-/// instances of a group only forward.
+/// A partition's offset is the furthest of any instance's of one warehouse: partitions
+/// move between instances of a group only forward.
 fn offsets_are_the_furthest_any_instance_wrote(location: &str) {
-    let mut a = CheckpointLog::open(&staging(location), "a").unwrap();
-    let mut b = CheckpointLog::open(&staging(location), "b").unwrap();
+    let mut a = CheckpointLog::open(&staging(location), "p.d", "a").unwrap();
+    let mut b = CheckpointLog::open(&staging(location), "p.d", "b").unwrap();
     let records = pipeline::transforms::state::Records::default();
     let topic = "listen_events".to_owned();
     a.commit(
@@ -107,12 +107,18 @@ fn offsets_are_the_furthest_any_instance_wrote(location: &str) {
     )
     .unwrap();
     b.commit(&records, &[(topic.clone(), 0, 20)], &[]).unwrap();
+    // A pipeline of another warehouse sharing the bucket reads and moves none of them.
+    let mut other = CheckpointLog::open(&staging(location), "p.other", "a").unwrap();
+    other
+        .commit(&records, &[(topic.clone(), 0, 99)], &[])
+        .unwrap();
     for log in [&a, &b] {
         let offsets = log.offsets().unwrap();
         assert_eq!(offsets[&(topic.clone(), 0)], 20);
         assert_eq!(offsets[&(topic.clone(), 1)], 5);
         assert_eq!(offsets.len(), 2);
     }
+    assert_eq!(other.offsets().unwrap()[&(topic.clone(), 0)], 99);
 }
 
 /// A pipeline started as an instance that another still runs as claims the log; the
@@ -120,9 +126,9 @@ fn offsets_are_the_furthest_any_instance_wrote(location: &str) {
 fn a_second_pipeline_of_one_instance_fences_out_the_first(location: &str) {
     let records = pipeline::transforms::state::Records::default();
     let offsets = [("listen_events".to_owned(), 0, 7)];
-    let mut first = CheckpointLog::open(&staging(location), "i").unwrap();
+    let mut first = CheckpointLog::open(&staging(location), "p.d", "i").unwrap();
     first.commit(&records, &offsets, &[]).unwrap();
-    let mut second = CheckpointLog::open(&staging(location), "i").unwrap();
+    let mut second = CheckpointLog::open(&staging(location), "p.d", "i").unwrap();
     assert_eq!(
         second.head(),
         (3, 2),
@@ -133,7 +139,7 @@ fn a_second_pipeline_of_one_instance_fences_out_the_first(location: &str) {
     assert!(error.to_string().contains("--instance"), "{error}");
     second.commit(&records, &offsets, &[]).unwrap();
     assert_eq!(second.head(), (4, 2));
-    let third = CheckpointLog::open(&staging(location), "i").unwrap();
+    let third = CheckpointLog::open(&staging(location), "p.d", "i").unwrap();
     assert_eq!(third.head(), (5, 3));
 }
 
@@ -146,7 +152,7 @@ fn a_local_log_reads_back_the_state_and_fences() {
     a_second_pipeline_of_one_instance_fences_out_the_first(&format!("{location}/three"));
     // The fenced pipeline's state object was written before its manifest was refused;
     // the last claim removed it with the stale manifests.
-    let folder = dir.join("three/_checkpoints/i");
+    let folder = dir.join("three/_checkpoints/p.d/i");
     let names = |sub: &str| {
         let mut names: Vec<String> = std::fs::read_dir(folder.join(sub))
             .unwrap()
@@ -208,9 +214,9 @@ fn a_log_on_the_cloud_storage_emulator_reads_back_the_state_and_fences() {
     assert_eq!(
         names,
         [
-            "checkpoint-log/three/_checkpoints/i/manifests/00000000000000000005.json",
-            "checkpoint-log/three/_checkpoints/i/state/00000000000000000002-1.records",
-            "checkpoint-log/three/_checkpoints/i/state/00000000000000000004-2.records",
+            "checkpoint-log/three/_checkpoints/p.d/i/manifests/00000000000000000005.json",
+            "checkpoint-log/three/_checkpoints/p.d/i/state/00000000000000000002-1.records",
+            "checkpoint-log/three/_checkpoints/p.d/i/state/00000000000000000004-2.records",
         ]
     );
 }
@@ -231,13 +237,13 @@ fn the_scenarios_on_gcs() {
 fn a_manifest_of_another_format_is_refused_with_its_format() {
     let dir = temp_dir("checkpoint-log-format");
     let location = dir.display().to_string();
-    CheckpointLog::open(&staging(&location), "i").unwrap();
-    let manifest = dir.join("_checkpoints/i/manifests/00000000000000000001.json");
+    CheckpointLog::open(&staging(&location), "p.d", "i").unwrap();
+    let manifest = dir.join("_checkpoints/p.d/i/manifests/00000000000000000001.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
     let changed = text.replace("\"format\": 1", "\"format\": 99");
     assert_ne!(changed, text);
     std::fs::write(&manifest, changed).unwrap();
-    let error = CheckpointLog::open(&staging(&location), "i").unwrap_err();
+    let error = CheckpointLog::open(&staging(&location), "p.d", "i").unwrap_err();
     assert!(error.to_string().contains("format 99"), "{error}");
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -357,7 +357,10 @@ fn two_instances_in_one_group_into_one_dataset_hold_what_one_holds() {
         .collect();
     assert_eq!(consumed.iter().sum::<u64>(), produced, "{consumed:?}");
     for name in ["a", "b"] {
-        let manifests = dir.join(format!("staging/_checkpoints/{name}/manifests"));
+        let manifests = dir.join(format!(
+            "staging/_checkpoints/{}.shared/{name}/manifests",
+            xtask::emulator::PROJECT
+        ));
         assert!(manifests.is_dir(), "instance {name} has no checkpoint log");
     }
 

@@ -1,6 +1,8 @@
 //! Checkpoints in object storage (a GCS bucket or a local directory), for a warehouse
 //! whose own transactions cannot hold them (BigQuery). Each instance keeps a log under
-//! `<staging>/_checkpoints/<instance>/`: state objects (`state/`), each the changed
+//! `<staging>/_checkpoints/<warehouse>/<instance>/`, where `<warehouse>` names what the
+//! instances write together (`project.dataset`), so that pipelines of other datasets
+//! sharing a bucket never read each other's offsets: state objects (`state/`), each the changed
 //! records of one checkpoint or a base that folds the earlier ones together, and
 //! manifests (`manifests/`), small JSON objects numbered in order that name the state
 //! objects in force, the source offsets and a fencing epoch. Writing the next manifest
@@ -194,7 +196,7 @@ pub struct CheckpointLog {
     /// Counts requests as the staging location does, under its service.
     calls: (ApiCalls, &'static str),
     runtime: Arc<tokio::runtime::Runtime>,
-    /// `<staging>/_checkpoints`, holding every instance's folder.
+    /// `<staging>/_checkpoints/<warehouse>`, holding its instances' folders.
     root: ObjectPath,
     /// This instance's folder.
     folder: ObjectPath,
@@ -214,11 +216,19 @@ impl std::fmt::Debug for CheckpointLog {
 }
 
 impl CheckpointLog {
-    /// Reads the instance's last manifest and claims the log with the next epoch; a
-    /// pipeline that still writes as this instance is fenced out from then on. Removes
-    /// what an interrupted commit or clean-up left behind.
-    pub fn open(staging: &Staging, instance: &str) -> Result<CheckpointLog, PipelineError> {
-        let root: ObjectPath = staging.prefix().parts().chain([ROOT.into()]).collect();
+    /// Reads the instance's last manifest among the logs of `warehouse` and claims it
+    /// with the next epoch; a pipeline that still writes as this instance is fenced out
+    /// from then on. Removes what an interrupted commit or clean-up left behind.
+    pub fn open(
+        staging: &Staging,
+        warehouse: &str,
+        instance: &str,
+    ) -> Result<CheckpointLog, PipelineError> {
+        let root: ObjectPath = staging
+            .prefix()
+            .parts()
+            .chain([ROOT.into(), PathPart::from(warehouse)])
+            .collect();
         let folder: ObjectPath = root.parts().chain([PathPart::from(instance)]).collect();
         let mut log = CheckpointLog {
             store: Arc::clone(staging.store()),
@@ -270,8 +280,8 @@ impl CheckpointLog {
         .map_err(|e| PipelineError::Incompatible(format!("{}: {e}", self.place)))
     }
 
-    /// The next offset of every partition any instance under the same staging location
-    /// wrote from: the furthest, as a partition moves between instances only forward.
+    /// The next offset of every partition any instance of the warehouse wrote from: the
+    /// furthest, as a partition moves between instances only forward.
     pub fn offsets(&self) -> Result<Offsets, PipelineError> {
         self.count("objects.list");
         let listed = self

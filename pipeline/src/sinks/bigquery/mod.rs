@@ -410,7 +410,8 @@ impl BigQuery {
     /// appended again, from the checkpoint's offsets, to this run's streams.
     fn checkpoints(&mut self) -> Result<&mut CheckpointLog, PipelineError> {
         if self.checkpoints.is_none() {
-            let log = CheckpointLog::open(&self.staging, &self.instance)?;
+            let warehouse = format!("{}.{}", self.api.project, self.dataset);
+            let log = CheckpointLog::open(&self.staging, &warehouse, &self.instance)?;
             for stream in log.streams().iter().filter(|s| s.rows > 0) {
                 self.write.flush(
                     &stream.stream,
