@@ -23,8 +23,8 @@ use xtask::emulator::{Emulator, ScratchEmulator};
 use xtask::kafka::ScratchBroker;
 
 use common::processes::{
-    consumed_until_exit, files_warehouse, four_partitions_each, group_member, pipeline, spawn,
-    wait_for_assignment, warehouse_at,
+    consumed_until_exit, files_warehouse, four_partitions_each, group_member, kill_after_batches,
+    pipeline, wait_for_assignment, warehouse_at,
 };
 use common::{
     assert_same_rows, bigquery_tables, duckdb_tables, options, run_into, simulate, simulated,
@@ -398,34 +398,7 @@ fn a_pipeline_killed_three_times_writes_the_tables_of_a_clean_run_and_each_row_o
         "--checkpoint-every-ms",
         "300",
     ]);
-    for (round, after_batches) in [4, 7, 3].into_iter().enumerate() {
-        let port = xtask::kafka::free_port_pair();
-        let listen = format!("127.0.0.1:{port}");
-        let mut child = spawn(
-            pipeline(&args)
-                .args(["--listen", &listen])
-                .stderr(std::process::Stdio::null()),
-        );
-        let batches = || -> u64 {
-            xtask::process::http(port, "GET", "/metrics", "")
-                .ok()
-                .and_then(|(_, body)| {
-                    body.lines()
-                        .find(|l| l.starts_with("pipeline_batches_total "))
-                        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-                })
-                .unwrap_or(0)
-        };
-        while batches() < after_batches {
-            assert!(
-                child.0.try_wait().unwrap().is_none(),
-                "round {round}: the pipeline finished before it could be killed"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        child.0.kill().unwrap();
-        child.0.wait().unwrap();
-    }
+    kill_after_batches(&args, &[4, 7, 3]);
     assert!(pipeline(&args).status().unwrap().success());
 
     let stored = bigquery_tables(emulator, "killed");

@@ -15,8 +15,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use common::processes::{
-    Running, consumed_until_exit, files_warehouse, four_partitions_each, group_member, pipeline,
-    spawn, wait_for_assignment, warehouse_at,
+    Running, consumed_until_exit, files_warehouse, four_partitions_each, group_member,
+    kill_after_batches, pipeline, spawn, wait_for_assignment, warehouse_at,
 };
 use common::{
     Silent, Warehouse, assert_same_rows, duckdb_tables, simulate, temp_dir, without_receive_times,
@@ -157,40 +157,17 @@ fn a_pipeline_killed_at_any_point_resumes_to_the_same_tables() {
     // Three rounds: each is killed (-9) once it has written a few more batches, wherever
     // it then is: polling, transforming or inside the warehouse's transaction, where
     // its rows are appended with the batch's checkpoint.
-    for (round, after_batches) in [3, 5, 2].into_iter().enumerate() {
-        let port = xtask::kafka::free_port_pair();
-        let listen = format!("127.0.0.1:{port}");
-        let mut child = spawn(
-            pipeline(&[
-                "--input",
-                input,
-                "--duckdb",
-                crashed_arg,
-                "--listen",
-                &listen,
-            ])
-            .args(small)
-            .stderr(Stdio::null()),
-        );
-        let batches = || -> u64 {
-            http_get(port, "/metrics")
-                .and_then(|(_, body)| {
-                    body.lines()
-                        .find(|l| l.starts_with("pipeline_batches_total "))
-                        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-                })
-                .unwrap_or(0)
-        };
-        while batches() < after_batches {
-            assert!(
-                child.0.try_wait().unwrap().is_none(),
-                "round {round}: the pipeline finished before it could be killed"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        child.0.kill().unwrap();
-        child.0.wait().unwrap();
-    }
+    kill_after_batches(
+        &[
+            "--input",
+            input,
+            "--duckdb",
+            crashed_arg,
+            small[0],
+            small[1],
+        ],
+        &[3, 5, 2],
+    );
     let status = pipeline(&["--input", input, "--duckdb", crashed_arg])
         .args(small)
         .status()

@@ -132,3 +132,37 @@ pub fn consumed_until_exit(log: &Path, running: &mut Running) -> u64 {
     assert!(n > 0, "an instance consumed nothing:\n{text}");
     n
 }
+
+/// Runs `pipeline run -q` with `args` once per round, each killed (-9) once it has
+/// written that round's number of batches more (its `/metrics` says), wherever it then
+/// is. A run that finishes before it is killed fails the test: the input is too small.
+pub fn kill_after_batches(args: &[&str], rounds: &[u64]) {
+    for (round, after_batches) in rounds.iter().enumerate() {
+        let port = xtask::kafka::free_port_pair();
+        let listen = format!("127.0.0.1:{port}");
+        let mut child = spawn(
+            pipeline(args)
+                .args(["--listen", &listen])
+                .stderr(std::process::Stdio::null()),
+        );
+        let batches = || -> u64 {
+            xtask::process::http(port, "GET", "/metrics", "")
+                .ok()
+                .and_then(|(_, body)| {
+                    body.lines()
+                        .find(|l| l.starts_with("pipeline_batches_total "))
+                        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+                })
+                .unwrap_or(0)
+        };
+        while batches() < *after_batches {
+            assert!(
+                child.0.try_wait().unwrap().is_none(),
+                "round {round}: the pipeline finished before it could be killed"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
+    }
+}
