@@ -115,15 +115,7 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_a_retried_append_lands_once() {
     assert!(!output.tables.event_dim.rows().is_empty());
     let replay = [(views.topic.clone(), 0, 20)];
     let state = BigQuery::snapshot(transformer.state(), transformer.changes()).unwrap();
-    let logged = |emulator: &Emulator| {
-        emulator
-            .query("SELECT COUNT(*) AS n FROM warehouse.event_dim_log")
-            .unwrap()["rows"][0]["f"][0]["v"]
-            .as_str()
-            .unwrap()
-            .parse::<usize>()
-            .unwrap()
-    };
+    let logged = |emulator: &Emulator| logged_rows(emulator, "warehouse", "event_dim");
     let before = logged(emulator);
     let mut batch = Batch {
         id: "retried",
@@ -304,6 +296,18 @@ fn a_dataset_of_an_earlier_version_resumes_from_its_checkpoint_and_keeps_its_row
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// How many rows the log of `table` in `dataset` holds: every row appended, where the
+/// view counts each key once.
+fn logged_rows(emulator: &Emulator, dataset: &str, table: &str) -> usize {
+    emulator
+        .query(&format!("SELECT COUNT(*) AS n FROM {dataset}.{table}_log"))
+        .unwrap()["rows"][0]["f"][0]["v"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 /// The flags of a pipeline writing into `dataset` of the emulator through both its APIs,
 /// checkpointing in `staging`.
 fn sink_flags(emulator: &Emulator, dataset: &str, staging: &Path) -> Vec<String> {
@@ -409,14 +413,11 @@ fn a_pipeline_killed_three_times_writes_the_tables_of_a_clean_run_and_each_row_o
         &without_receive_times(&expected.text()),
     );
     for table in ["event_dim", "event_session_bridge", "event_fact"] {
-        let logged = emulator
-            .query(&format!("SELECT COUNT(*) AS n FROM killed.{table}_log"))
-            .unwrap()["rows"][0]["f"][0]["v"]
-            .as_str()
-            .unwrap()
-            .parse::<usize>()
-            .unwrap();
-        assert_eq!(logged, expected.rows(table).len(), "{table}_log");
+        assert_eq!(
+            logged_rows(emulator, "killed", table),
+            expected.rows(table).len(),
+            "{table}_log"
+        );
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

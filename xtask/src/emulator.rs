@@ -48,7 +48,7 @@ impl Emulator {
 
     /// The REST endpoint, as BigQuery clients take it.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.service().endpoint()
     }
 
     /// The Storage Write API's gRPC endpoint, ten ports above.

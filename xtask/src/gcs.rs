@@ -40,7 +40,7 @@ impl Gcs {
 
     /// The API's base, as clients take it.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.service().endpoint()
     }
 
     /// A service-account key that points `object_store` at this emulator without OAuth:

@@ -15,7 +15,6 @@
 //! committing over the newer one.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Instant;
 
 use object_store::path::{Path as ObjectPath, PathPart};
@@ -24,7 +23,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{CheckpointCost, Offsets, Staging, unreadable_format};
 use crate::error::{Cause, PipelineError};
-use crate::metrics::ApiCalls;
 use crate::transforms::state::{Records, State};
 
 /// The version of the manifests' JSON and of the state objects' layout around the
@@ -192,10 +190,8 @@ impl Folded {
 
 /// One instance's log, claimed: the manifest it last committed.
 pub struct CheckpointLog {
-    store: Arc<dyn ObjectStore>,
-    /// Counts requests as the staging location does, under its service.
-    calls: (ApiCalls, &'static str),
-    runtime: Arc<tokio::runtime::Runtime>,
+    /// Its store, runtime and request counts.
+    staging: Staging,
     /// `<staging>/_checkpoints/<warehouse>`, holding its instances' folders.
     root: ObjectPath,
     /// This instance's folder.
@@ -231,9 +227,7 @@ impl CheckpointLog {
             .collect();
         let folder: ObjectPath = root.parts().chain([PathPart::from(instance)]).collect();
         let mut log = CheckpointLog {
-            store: Arc::clone(staging.store()),
-            calls: staging.calls(),
-            runtime: Arc::clone(staging.runtime()),
+            staging: staging.clone(),
             place: format!("{}/{folder}", staging.url()),
             root,
             folder,
@@ -285,8 +279,9 @@ impl CheckpointLog {
     pub fn offsets(&self) -> Result<Offsets, PipelineError> {
         self.count("objects.list");
         let listed = self
-            .runtime
-            .block_on(self.store.list_with_delimiter(Some(&self.root)))
+            .staging
+            .runtime()
+            .block_on(self.staging.store().list_with_delimiter(Some(&self.root)))
             .map_err(|e| self.error(format!("cannot list {}", self.root), e.into()))?;
         let mut offsets = Offsets::new();
         for folder in listed.common_prefixes {
@@ -320,7 +315,7 @@ impl CheckpointLog {
         let live = (records.live_sessions + records.live_users) as u64;
         let compact = !self.head.state.is_empty()
             && held + body.records() > COMPACT_FROM.max(COMPACT_RATIO * live);
-        let (bytes, count, state) = if compact {
+        let (bytes, count, mut state) = if compact {
             let mut folded = self.fold(&self.head.state)?;
             folded.add(body.to_owned());
             let base = folded.into_records();
@@ -338,10 +333,10 @@ impl CheckpointLog {
         };
         let path = self.path(&object.name);
         self.count("objects.put");
-        self.runtime
-            .block_on(self.store.put(&path, PutPayload::from(bytes)))
+        self.staging
+            .runtime()
+            .block_on(self.staging.store().put(&path, PutPayload::from(bytes)))
             .map_err(|e| self.error(format!("cannot write {path}"), e.into()))?;
-        let mut state = state;
         state.push(object.clone());
         let manifest = Manifest {
             sequence,
@@ -400,8 +395,9 @@ impl CheckpointLog {
         let manifests: ObjectPath = folder.parts().chain(["manifests".into()]).collect();
         self.count("objects.list");
         let listed = self
-            .runtime
-            .block_on(self.store.list_with_delimiter(Some(&manifests)))
+            .staging
+            .runtime()
+            .block_on(self.staging.store().list_with_delimiter(Some(&manifests)))
             .map_err(|e| self.error(format!("cannot list {manifests}"), e.into()))?;
         let Some(last) = listed
             .objects
@@ -432,8 +428,9 @@ impl CheckpointLog {
 
     fn read(&self, path: &ObjectPath) -> Result<Vec<u8>, PipelineError> {
         self.count("objects.get");
-        self.runtime
-            .block_on(async { self.store.get(path).await?.bytes().await })
+        self.staging
+            .runtime()
+            .block_on(async { self.staging.store().get(path).await?.bytes().await })
             .map(|bytes| bytes.to_vec())
             .map_err(|e| match e {
                 object_store::Error::NotFound { .. } => PipelineError::Incompatible(format!(
@@ -457,9 +454,13 @@ impl CheckpointLog {
             ..PutOptions::default()
         };
         match self
-            .runtime
-            .block_on(self.store.put_opts(&path, PutPayload::from(bytes), create))
-        {
+            .staging
+            .runtime()
+            .block_on(
+                self.staging
+                    .store()
+                    .put_opts(&path, PutPayload::from(bytes), create),
+            ) {
             Ok(_) => Ok(size),
             Err(object_store::Error::AlreadyExists { .. }) => {
                 let found = self.read_manifest(&path)?;
@@ -515,8 +516,9 @@ impl CheckpointLog {
             let prefix = self.path(folder);
             self.count("objects.list");
             let listed = self
-                .runtime
-                .block_on(self.store.list_with_delimiter(Some(&prefix)))
+                .staging
+                .runtime()
+                .block_on(self.staging.store().list_with_delimiter(Some(&prefix)))
                 .map_err(|e| self.error(format!("cannot list {prefix}"), e.into()))?;
             stale.extend(
                 listed
@@ -533,7 +535,11 @@ impl CheckpointLog {
     fn delete(&self, stale: Vec<ObjectPath>) -> Result<(), PipelineError> {
         for path in stale {
             self.count("objects.delete");
-            match self.runtime.block_on(self.store.delete(&path)) {
+            match self
+                .staging
+                .runtime()
+                .block_on(self.staging.store().delete(&path))
+            {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.error(format!("cannot delete {path}"), e.into())),
             }
@@ -548,7 +554,7 @@ impl CheckpointLog {
     }
 
     fn count(&self, call: &'static str) {
-        self.calls.0.count(self.calls.1, call);
+        self.staging.count(call);
     }
 
     fn error(&self, doing: String, error: Cause) -> PipelineError {

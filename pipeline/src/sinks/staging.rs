@@ -14,6 +14,8 @@ use parquet::file::properties::WriterProperties;
 use crate::error::{Cause, PipelineError};
 use crate::metrics::ApiCalls;
 
+/// Cloned by a checkpoint log on the same location: its handles are shared.
+#[derive(Clone)]
 pub struct Staging {
     store: Arc<dyn ObjectStore>,
     /// Counts the requests to the store, as `gcs` or `file`.
@@ -125,11 +127,6 @@ impl Staging {
     /// Counts one request to the store.
     pub(crate) fn count(&self, call: &'static str) {
         self.calls.count(self.service(), call);
-    }
-
-    /// Where requests are counted, and as which service.
-    pub(crate) fn calls(&self) -> (ApiCalls, &'static str) {
-        (self.calls.clone(), self.service())
     }
 
     fn service(&self) -> &'static str {

@@ -11,11 +11,12 @@ mod credentials;
 mod proto_rows;
 mod write_api;
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
-use arrow_schema::{DataType, Field, TimeUnit};
+use arrow_schema::Field;
 use gcp_bigquery_client::model::clustering::Clustering;
 use gcp_bigquery_client::model::job::Job;
 use gcp_bigquery_client::model::job_configuration::JobConfiguration;
@@ -29,7 +30,7 @@ use warehouse::analytics::{self, Dialect};
 use warehouse::schema::bigquery::{
     LOADED_AT, SUPERSEDED_EVENT_FACTS, current_views_script, json_schema, log_table, log_tables,
 };
-use warehouse::schema::{TABLES, Table};
+use warehouse::schema::{ColumnType, TABLES, Table, arrow_type};
 
 use self::api::Api;
 pub use self::api::{Auth, Retry};
@@ -94,6 +95,8 @@ pub struct BigQuery {
     current: Option<Current>,
     /// FlushRows takes an exclusive offset (bqemulator) rather than BigQuery's inclusive.
     flush_exclusive: bool,
+    /// Whether the dataset held an earlier version's `pipeline_state` when opened.
+    legacy_state: bool,
 }
 
 /// A BUFFERED write stream of this run.
@@ -161,7 +164,7 @@ impl BigQuery {
             calls.clone(),
         )?;
         let staging = Staging::open(&options.staging, runtime)?.with_calls(calls.clone());
-        let sink = BigQuery {
+        let mut sink = BigQuery {
             write,
             streams: BTreeMap::new(),
             current: None,
@@ -174,10 +177,12 @@ impl BigQuery {
             checkpoints: None,
             last_stamp: 0,
             pending: BTreeMap::new(),
+            legacy_state: false,
         };
         sink.api.ensure_dataset(&sink.dataset, &options.location)?;
         let existing = sink.api.tables(&sink.dataset)?;
         let has = |name: &str, kind: &str| existing.iter().any(|(n, k)| n == name && k == kind);
+        sink.legacy_state = has(LEGACY_STATE_TABLE, "TABLE");
         for table in log_tables() {
             if !has(&log_table(table), "TABLE") {
                 tracing::info!(table = log_table(table), "creating the BigQuery table");
@@ -295,7 +300,7 @@ impl BigQuery {
         if batches.is_empty() {
             return Ok(());
         }
-        let stamp = self.next_stamp();
+        let stamp = next_stamp(&mut self.last_stamp);
         for (table, rows) in &batches {
             let rows = stamped(rows, stamp)?;
             let uri = self.staging.put(table.name, id, &rows)?;
@@ -308,56 +313,40 @@ impl BigQuery {
         Ok(())
     }
 
-    /// A `_loaded_at` later than any before, from the clock if it moved on.
-    fn next_stamp(&mut self) -> i64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
-        self.last_stamp = now.max(self.last_stamp + 1);
-        self.last_stamp
-    }
-
     /// Appends `output`'s rows to the tables' write streams (created on first use),
     /// unflushed: invisible until a checkpoint covers them. A batch written again after
     /// a failure is appended at the offsets of its first attempt, where the rows that
     /// landed then are recognised (`ALREADY_EXISTS`) rather than duplicated.
     fn stream_batch(&mut self, id: &str, output: &Output) -> Result<(), PipelineError> {
         let batches = log_batches(output)?;
-        if self.current.as_ref().is_none_or(|c| c.batch != id) {
-            let stamp = self.next_stamp();
-            self.current = Some(Current {
+        let current = match &mut self.current {
+            Some(current) if current.batch == id => current,
+            slot => slot.insert(Current {
                 batch: id.to_owned(),
-                stamp,
+                stamp: next_stamp(&mut self.last_stamp),
                 starts: BTreeMap::new(),
-            });
-        }
+            }),
+        };
         for (table, rows) in &batches {
-            if !self.streams.contains_key(table.name) {
-                let parent = format!(
-                    "projects/{}/datasets/{}/tables/{}",
-                    self.api.project,
-                    self.dataset,
-                    log_table(table)
-                );
-                let name = self.write.create_stream(&parent)?;
-                tracing::info!(stream = name, "opened a write stream");
-                self.streams.insert(
-                    table.name,
-                    LiveStream {
+            let stream = match self.streams.entry(table.name) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    let parent = format!(
+                        "projects/{}/datasets/{}/tables/{}",
+                        self.api.project,
+                        self.dataset,
+                        log_table(table)
+                    );
+                    let name = self.write.create_stream(&parent)?;
+                    tracing::info!(stream = name, "opened a write stream");
+                    entry.insert(LiveStream {
                         table,
                         name,
                         schema: proto_rows::descriptor(table),
                         rows: 0,
                         flushed: 0,
-                    },
-                );
-            }
-            let (Some(stream), Some(current)) =
-                (self.streams.get_mut(table.name), self.current.as_mut())
-            else {
-                return Err(PipelineError::Bug(
-                    "a stream or batch went missing".to_owned(),
-                ));
+                    })
+                }
             };
             let start = *current.starts.entry(table.name).or_insert(stream.rows);
             let encoded = proto_rows::encode(table, rows, current.stamp)?;
@@ -409,30 +398,27 @@ impl BigQuery {
     /// rows appended to them after that checkpoint stay invisible for good, and are
     /// appended again, from the checkpoint's offsets, to this run's streams.
     fn checkpoints(&mut self) -> Result<&mut CheckpointLog, PipelineError> {
-        if self.checkpoints.is_none() {
-            let warehouse = format!("{}.{}", self.api.project, self.dataset);
-            let log = CheckpointLog::open(&self.staging, &warehouse, &self.instance)?;
-            for stream in log.streams().iter().filter(|s| s.rows > 0) {
-                self.write.flush(
-                    &stream.stream,
-                    write_api::flush_offset(stream.rows, self.flush_exclusive),
-                )?;
+        let log = match self.checkpoints.take() {
+            Some(log) => log,
+            None => {
+                let warehouse = format!("{}.{}", self.api.project, self.dataset);
+                let log = CheckpointLog::open(&self.staging, &warehouse, &self.instance)?;
+                for stream in log.streams().iter().filter(|s| s.rows > 0) {
+                    self.write.flush(
+                        &stream.stream,
+                        write_api::flush_offset(stream.rows, self.flush_exclusive),
+                    )?;
+                }
+                log
             }
-            self.checkpoints = Some(log);
-        }
-        match &mut self.checkpoints {
-            Some(log) => Ok(log),
-            None => Err(PipelineError::Bug(
-                "the checkpoint log went missing".to_owned(),
-            )),
-        }
+        };
+        Ok(self.checkpoints.insert(log))
     }
 
     /// The state and offsets an earlier version kept in the dataset for this instance,
     /// if it did: `pipeline_state` (one JSON string) and `pipeline_offsets`.
     fn legacy_checkpoint(&self) -> Result<Option<(State, Offsets)>, PipelineError> {
-        let existing = self.api.tables(&self.dataset)?;
-        if !existing.iter().any(|(name, _)| name == LEGACY_STATE_TABLE) {
+        if !self.legacy_state {
             return Ok(None);
         }
         let place = self.qualified(LEGACY_STATE_TABLE);
@@ -577,10 +563,13 @@ impl Sink for BigQuery {
     }
 }
 
-/// A BigQuery schema from its JSON field list.
-fn table_schema(fields: serde_json::Value) -> Result<TableSchema, PipelineError> {
-    serde_json::from_value(serde_json::json!({ "fields": fields }))
-        .map_err(|e| PipelineError::Bug(format!("a table schema does not read: {e}")))
+/// A `_loaded_at` later than `last` (which it becomes), from the clock if it moved on.
+fn next_stamp(last: &mut i64) -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    *last = now.max(*last + 1);
+    *last
 }
 
 /// `output`'s rows per log: the tables', then the closes of superseded listen facts.
@@ -599,9 +588,10 @@ fn log_batches(output: &Output) -> Result<Vec<(&'static Table, RecordBatch)>, Pi
 
 /// The schema of a table's log, as the warehouse generates it.
 fn log_schema(table: &Table) -> Result<TableSchema, PipelineError> {
-    let fields = serde_json::from_str(&json_schema(table))
+    let fields: serde_json::Value = serde_json::from_str(&json_schema(table))
         .map_err(|e| PipelineError::Bug(format!("generated schema of {}: {e}", table.name)))?;
-    table_schema(fields)
+    serde_json::from_value(serde_json::json!({ "fields": fields }))
+        .map_err(|e| PipelineError::Bug(format!("generated schema of {}: {e}", table.name)))
 }
 
 /// `rows` with the `_loaded_at` column of the batch added last, as the logs have it.
@@ -614,7 +604,7 @@ fn stamped(rows: &RecordBatch, micros: i64) -> Result<RecordBatch, PipelineError
         .collect();
     fields.push(Field::new(
         LOADED_AT,
-        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        arrow_type(ColumnType::Timestamp),
         false,
     ));
     let mut columns: Vec<ArrayRef> = rows.columns().to_vec();

@@ -93,60 +93,52 @@ fn encode_column(
     rows: &mut [Vec<u8>],
 ) -> Result<(), String> {
     let wrong = || format!("an Arrow array of type {} for {ty:?}", array.data_type());
-    let present = |i: usize| !array.is_null(i);
+    // The rows whose value is not null, each with its index into the array.
+    let present = rows
+        .iter_mut()
+        .enumerate()
+        .filter(|(i, _)| !array.is_null(*i));
     match ty {
         ColumnType::Int64 => {
             let values = array.as_primitive_opt::<Int64Type>().ok_or_else(wrong)?;
-            for (i, row) in rows.iter_mut().enumerate().filter(|(i, _)| present(*i)) {
-                encoding::int64::encode(tag, &values.value(i), row);
-            }
+            present.for_each(|(i, row)| encoding::int64::encode(tag, &values.value(i), row));
         }
         ColumnType::Timestamp => {
             let values = array
                 .as_primitive_opt::<TimestampMicrosecondType>()
                 .ok_or_else(wrong)?;
-            for (i, row) in rows.iter_mut().enumerate().filter(|(i, _)| present(*i)) {
-                encoding::int64::encode(tag, &values.value(i), row);
-            }
+            present.for_each(|(i, row)| encoding::int64::encode(tag, &values.value(i), row));
         }
         ColumnType::Date => {
             let values = array.as_primitive_opt::<Date32Type>().ok_or_else(wrong)?;
-            for (i, row) in rows.iter_mut().enumerate().filter(|(i, _)| present(*i)) {
-                encoding::int32::encode(tag, &values.value(i), row);
-            }
+            present.for_each(|(i, row)| encoding::int32::encode(tag, &values.value(i), row));
         }
         ColumnType::Float64 => {
             let values = array.as_primitive_opt::<Float64Type>().ok_or_else(wrong)?;
-            for (i, row) in rows.iter_mut().enumerate().filter(|(i, _)| present(*i)) {
-                encoding::double::encode(tag, &values.value(i), row);
-            }
+            present.for_each(|(i, row)| encoding::double::encode(tag, &values.value(i), row));
         }
         ColumnType::Bool => {
             let values = array.as_boolean_opt().ok_or_else(wrong)?;
-            for (i, row) in rows.iter_mut().enumerate().filter(|(i, _)| present(*i)) {
-                encoding::bool::encode(tag, &values.value(i), row);
-            }
+            present.for_each(|(i, row)| encoding::bool::encode(tag, &values.value(i), row));
         }
         ColumnType::String => {
             let values = array.as_string_opt::<i32>().ok_or_else(wrong)?;
-            for (i, row) in rows.iter_mut().enumerate().filter(|(i, _)| present(*i)) {
-                let text = values.value(i);
-                encoding::encode_key(tag, WireType::LengthDelimited, row);
-                encoding::encode_varint(text.len() as u64, row);
-                row.extend_from_slice(text.as_bytes());
-            }
+            present.for_each(|(i, row)| length_delimited(tag, values.value(i).as_bytes(), row));
         }
         ColumnType::Bytes => {
             let values = array.as_binary_opt::<i32>().ok_or_else(wrong)?;
-            for (i, row) in rows.iter_mut().enumerate().filter(|(i, _)| present(*i)) {
-                let bytes = values.value(i);
-                encoding::encode_key(tag, WireType::LengthDelimited, row);
-                encoding::encode_varint(bytes.len() as u64, row);
-                row.extend_from_slice(bytes);
-            }
+            present.for_each(|(i, row)| length_delimited(tag, values.value(i), row));
         }
     }
     Ok(())
+}
+
+/// A string or bytes field, written from a borrowed slice (prost's own encoders take
+/// owned values).
+fn length_delimited(tag: u32, bytes: &[u8], row: &mut Vec<u8>) {
+    encoding::encode_key(tag, WireType::LengthDelimited, row);
+    encoding::encode_varint(bytes.len() as u64, row);
+    row.extend_from_slice(bytes);
 }
 
 #[cfg(test)]
