@@ -177,10 +177,8 @@ impl WriteApi {
                 request,
                 ("write_stream", stream),
             );
-            match answer {
-                Ok(Appended::AlreadyThere) => outcome = Appended::AlreadyThere,
-                Ok(Appended::Written) => {}
-                Err(e) => return Err(e),
+            if answer? == Appended::AlreadyThere {
+                outcome = Appended::AlreadyThere;
             }
             at += chunk.len() as i64;
         }
