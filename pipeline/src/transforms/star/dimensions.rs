@@ -55,8 +55,9 @@ impl Transformer {
         key
     }
 
-    /// The date and date-time rows of an instant; date-time keys are remembered too, as
-    /// they cannot collide with hashed keys in practice (they are below 10^14).
+    /// The date and date-time rows of an instant; date-time and date keys are remembered
+    /// too, as they cannot collide with hashed keys or each other in practice (they are
+    /// below 10^14, and date keys below 10^8).
     pub(super) fn instant(&mut self, ts_ms: i64, out: &mut Output) -> DateTimeParts {
         let parts = DateTimeParts::from_epoch_millis(ts_ms);
         let date_time_key = keys::date_time_key(&parts);
@@ -67,11 +68,15 @@ impl Transformer {
                     date_time_key,
                     epoch_second: parts.epoch_seconds(),
                 });
+            // A day's row once per day remembered, rather than with each new instant:
+            // an empty date_dim batch costs DuckDB nothing, a one-row one a statement.
             let date_key = keys::date_key(&parts);
-            out.tables.date_dim.insert_if_absent(date_key, || DateRow {
-                date_key,
-                epoch_day: parts.epoch_day,
-            });
+            if self.remember(date_key) {
+                out.tables.date_dim.insert_if_absent(date_key, || DateRow {
+                    date_key,
+                    epoch_day: parts.epoch_day,
+                });
+            }
         }
         parts
     }
