@@ -15,8 +15,9 @@ use warehouse::{Classify as _, ErrorClass};
 
 use crate::error::{PipelineError, chain};
 use crate::metrics::Metrics;
-use crate::sinks::{Batch, Checkpoint, CheckpointCost, DeadLetterTopics, Sink, fnv1a};
+use crate::sinks::{Batch, Checkpoint, CheckpointCost, DeadLetterTopics, Sink, columnar, fnv1a};
 use crate::sources::{BatchLimits, InFlight, Polled, Source};
+use crate::transforms::arrow::Columnar;
 use crate::transforms::state::State;
 use crate::transforms::{Config, Message, Output, Stats, Transformer};
 
@@ -232,6 +233,9 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 stop,
             };
             let in_flight = self.source.in_flight();
+            // Decided before reading, so that the batch's state is encoded on the
+            // reading thread too.
+            let due = self.checkpoint_due(false);
             let sink = &mut self.sink;
             let mut reading = Reading {
                 source: &mut self.source,
@@ -247,7 +251,15 @@ impl<S: Source, K: Sink> Runner<S, K> {
                     }
                     scope.spawn(move || write_in_flight(sink, job, retrying, in_flight))
                 });
-                let read = reading.next_batch();
+                let read = reading.next_batch().and_then(|read| {
+                    let encoded = match &read {
+                        Read::Batch(batch) => {
+                            Some(encode::<K>(reading.transformer, &batch.output, due)?)
+                        }
+                        Read::End | Read::Nothing => None,
+                    };
+                    Ok((read, encoded))
+                });
                 // `write_in_flight` turns a panic into an error.
                 let written = writing.map(|writing| {
                     writing
@@ -259,7 +271,8 @@ impl<S: Source, K: Sink> Runner<S, K> {
             if let (Some(job), Some((written, took))) = (pending.take(), written) {
                 self.complete(job, written?, took, totals, observer)?;
             }
-            match read? {
+            let (read, encoded) = read?;
+            match read {
                 Read::End => {
                     self.finish(stop, totals, observer)?;
                     break;
@@ -280,7 +293,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
                 Read::Batch(batch) => {
                     *idle_since = Instant::now();
                     totals.skipped += batch.skipped;
-                    pending = Some(self.prepare(*batch, false, stop)?);
+                    pending = Some(self.prepare(*batch, encoded, false, stop)?);
                 }
             }
         }
@@ -291,12 +304,22 @@ impl<S: Source, K: Sink> Runner<S, K> {
         Ok(())
     }
 
+    /// Whether the next batch carries a checkpoint: `asked`, or the sink wants one with
+    /// every batch, or the last is old enough.
+    fn checkpoint_due(&self, asked: bool) -> bool {
+        asked
+            || self.sink.checkpoints_every_batch()
+            || self.last_checkpoint.elapsed() >= self.checkpoint_every
+    }
+
     /// Makes a transformed batch ready to write: sends its dead letters to Kafka, and
-    /// when a checkpoint is due (or `checkpoint` asks for one) encodes the state with
-    /// every offset that moved since the last one.
+    /// when a checkpoint is due (or `checkpoint` asks for one) adds the state with every
+    /// offset that moved since the last one. What the reading thread has `encoded`
+    /// already is taken as it is; the rest is encoded here.
     fn prepare(
         &mut self,
         batch: Transformed,
+        encoded: Option<Encoded<K::Snapshot>>,
         checkpoint: bool,
         stop: &AtomicBool,
     ) -> Result<Job<K::Snapshot>, PipelineError> {
@@ -315,12 +338,17 @@ impl<S: Source, K: Sink> Runner<S, K> {
             moved.insert((topic.clone(), *partition), *next);
             self.next.insert((topic.clone(), *partition), *next);
         }
-        let due = checkpoint
-            || self.sink.checkpoints_every_batch()
-            || self.last_checkpoint.elapsed() >= self.checkpoint_every;
-        let checkpoint = if due {
-            let encoding = Instant::now();
-            let state = K::snapshot(self.transformer.state(), self.transformer.changes())?;
+        let due = self.checkpoint_due(checkpoint);
+        let Encoded { rows, state } = match encoded {
+            Some(encoded) => encoded,
+            None => encode::<K>(&self.transformer, &batch.output, due)?,
+        };
+        // A checkpoint that fell due while the batch was read is encoded now.
+        let state = match state {
+            None if due => Some(snapshot::<K>(&self.transformer)?),
+            state => state,
+        };
+        let checkpoint = if let Some((state, took)) = state {
             self.transformer.checkpointed();
             self.last_checkpoint = Instant::now();
             Some(Due {
@@ -329,7 +357,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
                     .map(|((topic, partition), next)| (topic, partition, next))
                     .collect(),
                 state,
-                took: encoding.elapsed(),
+                took,
             })
         } else {
             self.uncheckpointed = moved;
@@ -337,6 +365,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
         };
         Ok(Job {
             batch,
+            rows,
             checkpoint,
             counted: true,
         })
@@ -423,7 +452,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
         // Named after where every partition stands, so a rerun of the same end has the
         // same name.
         let id = position_id("final", &self.next);
-        let job = self.prepare(Transformed::closing(id, output, began), true, stop)?;
+        let job = self.prepare(Transformed::closing(id, output, began), None, true, stop)?;
         self.write(job, stop, totals, observer)
     }
 
@@ -440,7 +469,7 @@ impl<S: Source, K: Sink> Runner<S, K> {
         }
         let id = position_id("checkpoint", &self.uncheckpointed);
         let batch = Transformed::closing(id, Output::default(), Instant::now());
-        let mut job = self.prepare(batch, true, stop)?;
+        let mut job = self.prepare(batch, None, true, stop)?;
         job.counted = false;
         self.write(job, stop, totals, observer)
     }
@@ -592,9 +621,37 @@ impl Transformed {
     }
 }
 
+/// What a sink writes of a transformed batch: its rows as columns and, when its
+/// checkpoint is due, the state after it and how long encoding that took. Made on the
+/// reading thread while the writing thread writes the batch before.
+struct Encoded<T> {
+    rows: Columnar,
+    state: Option<(T, Duration)>,
+}
+
+/// Encodes `output`'s rows, and the transformer's state if `checkpoint`.
+fn encode<K: Sink>(
+    transformer: &Transformer,
+    output: &Output,
+    checkpoint: bool,
+) -> Result<Encoded<K::Snapshot>, PipelineError> {
+    Ok(Encoded {
+        rows: columnar(&output.tables)?,
+        state: checkpoint.then(|| snapshot::<K>(transformer)).transpose()?,
+    })
+}
+
+/// The transformer's state as `K` stores it, and how long encoding it took.
+fn snapshot<K: Sink>(transformer: &Transformer) -> Result<(K::Snapshot, Duration), PipelineError> {
+    let encoding = Instant::now();
+    let state = K::snapshot(transformer.state(), transformer.changes())?;
+    Ok((state, encoding.elapsed()))
+}
+
 /// A batch ready for the sink, with its checkpoint when one is due.
 struct Job<T> {
     batch: Transformed,
+    rows: Columnar,
     checkpoint: Option<Due<T>>,
     /// Whether it counts as a batch (a checkpoint alone does not).
     counted: bool,
@@ -613,7 +670,7 @@ impl<T> Job<T> {
     fn batch(&self) -> Batch<'_, T> {
         Batch {
             id: &self.batch.id,
-            output: &self.batch.output,
+            rows: &self.rows,
             checkpoint: self.checkpoint.as_ref().map(|due| Checkpoint {
                 offsets: &due.offsets,
                 state: &due.state,

@@ -14,8 +14,7 @@ use std::io::Write as _;
 use std::path::Path;
 
 use pipeline::batch::session_fact;
-use pipeline::sinks::{Batch, BigQuery, Checkpoint, DuckDb, Sink};
-use pipeline::transforms::arrow::record_batches;
+use pipeline::sinks::{Batch, BigQuery, Checkpoint, DuckDb, Sink, columnar};
 use pipeline::transforms::{Config, Transformer};
 use warehouse::raw::EventKind;
 use warehouse::schema::bigquery::log_tables;
@@ -117,9 +116,10 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_a_retried_append_lands_once() {
     let state = BigQuery::snapshot(transformer.state(), transformer.changes()).unwrap();
     let logged = |emulator: &Emulator| logged_rows(emulator, "warehouse", "event_dim");
     let before = logged(emulator);
+    let rows = columnar(&output.tables).unwrap();
     let mut batch = Batch {
         id: "retried",
-        output: &output,
+        rows: &rows,
         checkpoint: None,
     };
     bigquery.write(&batch).unwrap();
@@ -151,9 +151,9 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_a_retried_append_lands_once() {
         .find(|p| p.kind == EventKind::PageView)
         .unwrap();
     let output = transformer.process((0..60).map(|i| other_views.message(i)), 0);
-    let tables = record_batches(&output.tables).unwrap();
-    assert!(tables.len() >= 2, "the batch writes several tables");
-    let last = tables.last().unwrap().0.name;
+    let rows = columnar(&output.tables).unwrap();
+    assert!(rows.tables.len() >= 2, "the batch writes several tables");
+    let last = rows.tables.last().unwrap().0.name;
     emulator
         .query(&format!("DROP TABLE warehouse.{last}_log"))
         .unwrap();
@@ -162,7 +162,7 @@ fn bigquery_holds_the_same_rows_as_duckdb_and_a_retried_append_lands_once() {
     let error = bigquery
         .write(&Batch {
             id: "failing",
-            output: &output,
+            rows: &rows,
             checkpoint: Some(Checkpoint {
                 offsets: &failing,
                 state: &state,

@@ -22,7 +22,7 @@ use common::{
     Silent, Warehouse, assert_same_rows, duckdb_tables, simulate, temp_dir, without_receive_times,
 };
 use pipeline::runner::{Runner, Until};
-use pipeline::sinks::DuckDb;
+use pipeline::sinks::{DuckDb, columnar};
 use pipeline::sources::{BatchLimits, Polled, Record, Source};
 use pipeline::transforms::Config;
 use serde::Deserialize;
@@ -979,7 +979,8 @@ fn incremental_checkpoints_restore_the_state_the_transformation_holds() {
             offsets: &[],
             state: &records,
         };
-        sink.write(&output, &checkpoint).unwrap();
+        sink.write(&columnar(&output.tables).unwrap(), &checkpoint)
+            .unwrap();
         transformer.checkpointed();
         // Reopened, as a restart would.
         drop(sink);

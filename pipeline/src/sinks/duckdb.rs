@@ -16,12 +16,12 @@ use warehouse::analytics::{self, Dialect};
 use warehouse::schema;
 
 use super::{
-    Batch, Checkpoint, CheckpointCost, Offsets, Sink, decode_state, encode_records,
+    Batch, Checkpoint, CheckpointCost, Offsets, Sink, columnar, decode_state, encode_records,
     unreadable_format,
 };
 use crate::error::PipelineError;
 use crate::transforms::Output;
-use crate::transforms::arrow::{record_batches, superseded_batch};
+use crate::transforms::arrow::Columnar;
 use crate::transforms::state::{Changes, READ_RECORD_FORMATS, RECORD_FORMAT, Records, State};
 
 /// Bookkeeping tables beside the warehouse's own: the offsets and the clocks. The
@@ -415,7 +415,7 @@ impl DuckDb {
     /// and only those that close a version replace the row they supersede.
     pub fn write(
         &mut self,
-        output: &Output,
+        rows: &Columnar,
         checkpoint: &Checkpoint<'_, Records>,
     ) -> Result<CheckpointCost, PipelineError> {
         let Checkpoint {
@@ -424,7 +424,7 @@ impl DuckDb {
         } = checkpoint;
         let mut took = Duration::ZERO;
         let mut log = self.log;
-        self.transaction(output, Rows::New, |tx, fail| {
+        self.transaction(rows, Rows::New, |tx, fail| {
             for (topic, partition, next) in offsets.iter() {
                 tx.execute(
                     "INSERT OR REPLACE INTO pipeline_offsets VALUES (?, ?, ?)",
@@ -449,39 +449,33 @@ impl DuckDb {
     /// Writes rows alone, in one transaction, each replacing any row of its key: for
     /// batch jobs, which move no offsets and may be run again over the same day.
     pub fn upsert(&mut self, output: &Output) -> Result<(), PipelineError> {
-        self.transaction(output, Rows::Replacing, |_, _| Ok(()))
+        let rows = columnar(&output.tables)?;
+        self.transaction(&rows, Rows::Replacing, |_, _| Ok(()))
     }
 
-    /// Writes the output's rows, then runs `more` in the same transaction.
+    /// Writes the rows, then runs `more` in the same transaction.
     fn transaction(
         &mut self,
-        output: &Output,
+        columnar: &Columnar,
         rows: Rows,
         more: impl FnOnce(
             &duckdb::Transaction<'_>,
             &dyn Fn(&str, duckdb::Error) -> PipelineError,
         ) -> Result<(), PipelineError>,
     ) -> Result<(), PipelineError> {
-        let batches = record_batches(&output.tables)
-            .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
-        let superseded = &output.tables.superseded_event_facts;
-        let superseded = (!superseded.is_empty())
-            .then(|| superseded_batch(superseded))
-            .transpose()
-            .map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))?;
         let path = self.path.clone();
         let fail = move |doing: &str, e: duckdb::Error| PipelineError::duckdb(&path, doing)(e);
         let tx = self
             .connection
             .transaction()
             .map_err(|e| fail("cannot begin a transaction", e))?;
-        for (table, batch) in batches {
+        for (table, batch) in &columnar.tables {
             let name = table.name;
             let failed = |e| fail(&format!("cannot write {name}"), e);
             if self.indexed.contains(name) {
                 // Rows that can change are upserts on the primary key; the others are
                 // kept once (a dimension seen again, a redelivered dead letter).
-                stage(&tx, name, batch).map_err(failed)?;
+                stage(&tx, name, batch.clone()).map_err(failed)?;
                 let verb = if table.rows_change() {
                     "INSERT OR REPLACE"
                 } else {
@@ -492,8 +486,8 @@ impl DuckDb {
                     [],
                 )
                 .map_err(failed)?;
-            } else if rows == Rows::Replacing || closes_versions(&batch) {
-                stage(&tx, name, batch).map_err(failed)?;
+            } else if rows == Rows::Replacing || closes_versions(batch) {
+                stage(&tx, name, batch.clone()).map_err(failed)?;
                 let matching: Vec<String> = table
                     .primary_key
                     .iter()
@@ -508,13 +502,13 @@ impl DuckDb {
             } else {
                 let mut appender = tx.appender(name).map_err(failed)?;
                 appender
-                    .append_record_batch(batch)
+                    .append_record_batch(batch.clone())
                     .and_then(|()| appender.flush())
                     .map_err(failed)?;
             }
         }
-        if let Some(superseded) = superseded {
-            close_superseded(&tx, superseded)
+        if let Some(superseded) = &columnar.superseded {
+            close_superseded(&tx, superseded.clone())
                 .map_err(|e| fail("cannot close superseded event_fact versions", e))?;
         }
         more(&tx, &fail)?;
@@ -605,7 +599,7 @@ impl Sink for DuckDb {
                 "a batch for DuckDB came without its checkpoint".to_owned(),
             ));
         };
-        DuckDb::write(self, batch.output, checkpoint).map(Some)
+        DuckDb::write(self, batch.rows, checkpoint).map(Some)
     }
 
     fn checkpoints_every_batch(&self) -> bool {

@@ -19,7 +19,8 @@ pub use self::staging::Staging;
 
 use crate::error::PipelineError;
 use crate::metrics::ApiCalls;
-use crate::transforms::Output;
+use crate::transforms::arrow::Columnar;
+use crate::transforms::rows::Tables;
 use crate::transforms::state::{Changes, Records, State};
 
 /// Where a partition's next message to read starts.
@@ -35,7 +36,7 @@ pub const STATE_FORMAT: i32 = 2;
 pub struct Batch<'a, T> {
     /// Names the batch after the offsets it consumed: the same input, the same name.
     pub id: &'a str,
-    pub output: &'a Output,
+    pub rows: &'a Columnar,
     /// Written with the rows, in the same transaction, every so often: where to resume.
     pub checkpoint: Option<Checkpoint<'a, T>>,
 }
@@ -95,6 +96,11 @@ pub trait Sink: std::fmt::Debug + Send {
     fn api_calls(&self) -> Option<ApiCalls> {
         None
     }
+}
+
+/// `tables` as the sinks write them; Arrow refusing them is a bug of ours.
+pub fn columnar(tables: &Tables) -> Result<Columnar, PipelineError> {
+    Columnar::of(tables).map_err(|e| PipelineError::Bug(format!("Arrow refused a batch: {e}")))
 }
 
 /// Reads a checkpoint, refusing one of another format.

@@ -149,6 +149,27 @@ impl Columns {
     }
 }
 
+/// A batch's rows as a sink writes them: every table with rows, and the closes of the
+/// superseded listen facts. Built on the thread that transforms, so that the thread that
+/// writes the batch before spends its time in the warehouse alone.
+#[derive(Debug, Default)]
+pub struct Columnar {
+    pub tables: Vec<(&'static Table, RecordBatch)>,
+    pub superseded: Option<RecordBatch>,
+}
+
+impl Columnar {
+    pub fn of(t: &Tables) -> Result<Columnar, ArrowError> {
+        let superseded = &t.superseded_event_facts;
+        Ok(Columnar {
+            tables: record_batches(t)?,
+            superseded: (!superseded.is_empty())
+                .then(|| superseded_batch(superseded))
+                .transpose()?,
+        })
+    }
+}
+
 /// Closed versions of sessions' event_fact rows, as `session_key`, `valid_from` and
 /// `valid_to` (the table BigQuery appends them to): what DuckDB stages to close them all
 /// in one update, and what BigQuery's view of event_fact closes them with.

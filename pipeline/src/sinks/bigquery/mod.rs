@@ -36,13 +36,13 @@ use self::api::Api;
 pub use self::api::{Auth, Retry};
 use self::write_api::{Appended, WriteApi};
 use super::{
-    Batch, CheckpointCost, CheckpointLog, Offsets, Sink, Staging, StreamRows, decode_state,
-    encode_records,
+    Batch, CheckpointCost, CheckpointLog, Offsets, Sink, Staging, StreamRows, columnar,
+    decode_state, encode_records,
 };
 use crate::error::PipelineError;
 use crate::metrics::ApiCalls;
 use crate::transforms::Output;
-use crate::transforms::arrow::{record_batches, superseded_batch};
+use crate::transforms::arrow::Columnar;
 use crate::transforms::state::{Changes, Records, State};
 
 /// Where and how to reach BigQuery.
@@ -292,16 +292,15 @@ impl BigQuery {
         Ok(())
     }
 
-    /// Stages `output`'s tables, with the closes of the superseded listen facts, for the
+    /// Stages the tables' rows, with the closes of the superseded listen facts, for the
     /// next load. Each batch has a stamp of its own, so that of two rows of one key the
     /// view tells the later even when one job loads both.
-    fn stage_batch(&mut self, id: &str, output: &Output) -> Result<(), PipelineError> {
-        let batches = log_batches(output)?;
-        if batches.is_empty() {
+    fn stage_batch(&mut self, id: &str, columnar: &Columnar) -> Result<(), PipelineError> {
+        if log_batches(columnar).next().is_none() {
             return Ok(());
         }
         let stamp = next_stamp(&mut self.last_stamp);
-        for (table, rows) in &batches {
+        for (table, rows) in log_batches(columnar) {
             let rows = stamped(rows, stamp)?;
             let uri = self.staging.put(table.name, id, &rows)?;
             self.pending
@@ -313,12 +312,11 @@ impl BigQuery {
         Ok(())
     }
 
-    /// Appends `output`'s rows to the tables' write streams (created on first use),
+    /// Appends the rows to the tables' write streams (created on first use),
     /// unflushed: invisible until a checkpoint covers them. A batch written again after
     /// a failure is appended at the offsets of its first attempt, where the rows that
     /// landed then are recognised (`ALREADY_EXISTS`) rather than duplicated.
-    fn stream_batch(&mut self, id: &str, output: &Output) -> Result<(), PipelineError> {
-        let batches = log_batches(output)?;
+    fn stream_batch(&mut self, id: &str, columnar: &Columnar) -> Result<(), PipelineError> {
         let current = match &mut self.current {
             Some(current) if current.batch == id => current,
             slot => slot.insert(Current {
@@ -327,7 +325,7 @@ impl BigQuery {
                 starts: BTreeMap::new(),
             }),
         };
-        for (table, rows) in &batches {
+        for (table, rows) in log_batches(columnar) {
             let stream = match self.streams.entry(table.name) {
                 Entry::Occupied(entry) => entry.into_mut(),
                 Entry::Vacant(entry) => {
@@ -496,7 +494,7 @@ impl BigQuery {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis());
-        self.stage_batch(&format!("upsert-{now}"), output)?;
+        self.stage_batch(&format!("upsert-{now}"), &columnar(&output.tables)?)?;
         self.load_pending()
     }
 }
@@ -538,7 +536,7 @@ impl Sink for BigQuery {
         &mut self,
         batch: &Batch<'_, Records>,
     ) -> Result<Option<CheckpointCost>, PipelineError> {
-        self.stream_batch(batch.id, batch.output)?;
+        self.stream_batch(batch.id, batch.rows)?;
         let Some(checkpoint) = &batch.checkpoint else {
             return Ok(None);
         };
@@ -572,18 +570,14 @@ fn next_stamp(last: &mut i64) -> i64 {
     *last
 }
 
-/// `output`'s rows per log: the tables', then the closes of superseded listen facts.
-fn log_batches(output: &Output) -> Result<Vec<(&'static Table, RecordBatch)>, PipelineError> {
-    let refused = |e| PipelineError::Bug(format!("Arrow refused a batch: {e}"));
-    let mut batches = record_batches(&output.tables).map_err(refused)?;
-    let superseded = &output.tables.superseded_event_facts;
-    if !superseded.is_empty() {
-        batches.push((
-            &SUPERSEDED_EVENT_FACTS,
-            superseded_batch(superseded).map_err(refused)?,
-        ));
-    }
-    Ok(batches)
+/// The rows per log: the tables', then the closes of superseded listen facts.
+fn log_batches(columnar: &Columnar) -> impl Iterator<Item = (&'static Table, &RecordBatch)> {
+    let tables = columnar.tables.iter().map(|(table, rows)| (*table, rows));
+    let closes = columnar
+        .superseded
+        .iter()
+        .map(|rows| (&SUPERSEDED_EVENT_FACTS, rows));
+    tables.chain(closes)
 }
 
 /// The schema of a table's log, as the warehouse generates it.
