@@ -71,11 +71,12 @@ fn state_table(name: &str, key: &str) -> String {
     )
 }
 
-/// DuckDB's buffers by default, in MB. A million users' day ran as fast with 200 MB
-/// as with 600 MB (64–65 s; 2 cores, 2026-12-06): the rows of a batch are appended and
-/// the state's records are small, so little needs to stay in memory. At 128 MB it
-/// spilled enough to take 59 s where 256 MB took 48 s.
-pub const MEMORY_LIMIT_MB: u64 = 256;
+/// DuckDB's buffers by default, in MB. A million users' day from files (2 cores,
+/// 2026-12-06, alternated): 192 MB peaked at 833–850 MB of the process in 29.7–30.2 s
+/// against 993–998 MB in 28.9–29.3 s at 256 MB; 160 MB took 31.9 s and 128 MB 33.9 s
+/// for little less memory (848, 802 MB). 192 keeps the whole command under 1 GB with
+/// room for a Kafka consumer's buffers, for about 3 % of the time.
+pub const MEMORY_LIMIT_MB: u64 = 192;
 
 /// How much write-ahead log DuckDB gathers before it checkpoints into the file, in MB.
 /// Each of its checkpoints compresses what changed and rewrites the indexes of the
