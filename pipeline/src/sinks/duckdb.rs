@@ -416,7 +416,7 @@ impl DuckDb {
     /// and only those that close a version replace the row they supersede.
     pub fn write(
         &mut self,
-        rows: &Columnar,
+        columnar: &Columnar,
         checkpoint: &Checkpoint<'_, Records>,
     ) -> Result<CheckpointCost, PipelineError> {
         let Checkpoint {
@@ -425,7 +425,7 @@ impl DuckDb {
         } = checkpoint;
         let mut took = Duration::ZERO;
         let mut log = self.log;
-        self.transaction(rows, Rows::New, |tx, fail| {
+        self.transaction(columnar, Rows::New, |tx, fail| {
             for (topic, partition, next) in offsets.iter() {
                 tx.execute(
                     "INSERT OR REPLACE INTO pipeline_offsets VALUES (?, ?, ?)",
@@ -450,8 +450,7 @@ impl DuckDb {
     /// Writes rows alone, in one transaction, each replacing any row of its key: for
     /// batch jobs, which move no offsets and may be run again over the same day.
     pub fn upsert(&mut self, output: &Output) -> Result<(), PipelineError> {
-        let rows = columnar(&output.tables)?;
-        self.transaction(&rows, Rows::Replacing, |_, _| Ok(()))
+        self.transaction(&columnar(&output.tables)?, Rows::Replacing, |_, _| Ok(()))
     }
 
     /// Writes the rows, then runs `more` in the same transaction.

@@ -36,6 +36,7 @@ pub const STATE_FORMAT: i32 = 2;
 pub struct Batch<'a, T> {
     /// Names the batch after the offsets it consumed: the same input, the same name.
     pub id: &'a str,
+    /// The rows of every table, as Arrow columns.
     pub rows: &'a Columnar,
     /// Written with the rows, in the same transaction, every so often: where to resume.
     pub checkpoint: Option<Checkpoint<'a, T>>,

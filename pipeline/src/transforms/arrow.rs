@@ -152,7 +152,7 @@ impl Columns {
 /// A batch's rows as a sink writes them: every table with rows, and the closes of the
 /// superseded listen facts. Built on the thread that transforms, so that the thread that
 /// writes the batch before spends its time in the warehouse alone.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Columnar {
     pub tables: Vec<(&'static Table, RecordBatch)>,
     pub superseded: Option<RecordBatch>,
