@@ -70,69 +70,35 @@ pub fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
-/// One HTTP/1.1 request to 127.0.0.1:`port`: the status code and the body. Enough for
-/// the emulator's REST API and the pipeline's `/metrics`, without an HTTP client.
+/// One HTTP request to 127.0.0.1:`port`, with `body` as JSON unless it is empty: the
+/// status code, whatever it is, and the whole body.
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
-    use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(("127.0.0.1", port))
-        .with_context(|| format!("connecting to 127.0.0.1:{port}"))?;
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .with_context(|| format!("127.0.0.1:{port} answered {method} {path} with no header end"))?;
-    let head = String::from_utf8_lossy(&response[..split]).to_ascii_lowercase();
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("127.0.0.1:{port} answered {method} {path} with no status"))?;
-    let body = &response[split + 4..];
-    // Servers that stream an answer of unknown length send it in chunks.
-    let chunked = head
-        .lines()
-        .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
-    let body = if chunked {
-        dechunked(body)?
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let request = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("http://127.0.0.1:{port}{path}"));
+    let answer = if body.is_empty() {
+        agent.run(request.body(())?)
     } else {
-        body.to_vec()
-    };
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
-}
-
-/// A chunked body's chunks, joined.
-fn dechunked(mut body: &[u8]) -> Result<Vec<u8>> {
-    let mut joined = Vec::new();
-    loop {
-        let line_end = body
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .context("a chunk without its size line")?;
-        let size = usize::from_str_radix(
-            String::from_utf8_lossy(&body[..line_end])
-                .split(';')
-                .next()
-                .unwrap_or_default()
-                .trim(),
-            16,
+        agent.run(
+            request
+                .header("Content-Type", "application/json")
+                .body(body)?,
         )
-        .context("a chunk size that is not hexadecimal")?;
-        if size == 0 {
-            return Ok(joined);
-        }
-        let start = line_end + 2;
-        let chunk = body
-            .get(start..start + size)
-            .context("a chunk shorter than its size")?;
-        joined.extend_from_slice(chunk);
-        body = body.get(start + size + 2..).unwrap_or_default();
-    }
+    };
+    let doing = || format!("{method} {path} on 127.0.0.1:{port}");
+    let mut answer = answer.with_context(doing)?;
+    let status = answer.status().as_u16();
+    let text = answer
+        .body_mut()
+        .with_config()
+        .limit(u64::MAX)
+        .read_to_string()
+        .with_context(doing)?;
+    Ok((status, text))
 }
 
 /// `program` on the PATH.
@@ -326,16 +292,4 @@ pub fn python_venv(
     finish(&venv)?;
     fs::write(&stamp, pins)?;
     Ok(venv)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_chunked_body_is_joined_and_its_extensions_ignored() {
-        let body = b"4\r\nWiki\r\n6;name=x\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\n\r\n";
-        assert_eq!(dechunked(body).unwrap(), b"Wikipedia in \r\n\r\nchunks.");
-        assert!(dechunked(b"zz\r\n").is_err());
-    }
 }
