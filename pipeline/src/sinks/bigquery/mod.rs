@@ -93,8 +93,6 @@ pub struct BigQuery {
     /// The batch being streamed: its stamp and where each table's rows start in their
     /// stream, kept so that a retried write appends the same rows at the same offsets.
     current: Option<Current>,
-    /// FlushRows takes an exclusive offset (bqemulator) rather than BigQuery's inclusive.
-    flush_exclusive: bool,
     /// Whether the dataset held an earlier version's `pipeline_state` when opened.
     legacy_state: bool,
 }
@@ -162,13 +160,13 @@ impl BigQuery {
             Arc::clone(&runtime),
             options.retry,
             calls.clone(),
+            options.emulator,
         )?;
         let staging = Staging::open(&options.staging, runtime)?.with_calls(calls.clone());
         let mut sink = BigQuery {
             write,
             streams: BTreeMap::new(),
             current: None,
-            flush_exclusive: options.emulator,
             api,
             staging,
             calls,
@@ -368,10 +366,7 @@ impl BigQuery {
     fn flush_streams(&mut self) -> Result<(), PipelineError> {
         for stream in self.streams.values_mut() {
             if stream.rows > stream.flushed {
-                self.write.flush(
-                    &stream.name,
-                    write_api::flush_offset(stream.rows, self.flush_exclusive),
-                )?;
+                self.write.flush(&stream.name, stream.rows)?;
                 stream.flushed = stream.rows;
             }
         }
@@ -402,10 +397,7 @@ impl BigQuery {
                 let warehouse = format!("{}.{}", self.api.project, self.dataset);
                 let log = CheckpointLog::open(&self.staging, &warehouse, &self.instance)?;
                 for stream in log.streams().iter().filter(|s| s.rows > 0) {
-                    self.write.flush(
-                        &stream.stream,
-                        write_api::flush_offset(stream.rows, self.flush_exclusive),
-                    )?;
+                    self.write.flush(&stream.stream, stream.rows)?;
                 }
                 log
             }

@@ -54,6 +54,8 @@ pub(crate) struct WriteApi {
     runtime: Arc<tokio::runtime::Runtime>,
     retry: Retry,
     calls: ApiCalls,
+    /// FlushRows takes an exclusive offset (bqemulator) rather than BigQuery's inclusive.
+    flush_exclusive: bool,
 }
 
 impl std::fmt::Debug for WriteApi {
@@ -64,13 +66,15 @@ impl std::fmt::Debug for WriteApi {
 
 impl WriteApi {
     /// A client of `endpoint` (`https://…` with the system's roots, or plain `http://`
-    /// for an emulator). It connects on the first call.
+    /// for an emulator, `flush_exclusive` for bqemulator's). It connects on the first
+    /// call.
     pub(crate) fn connect(
         endpoint: &str,
         credentials: Credentials,
         runtime: Arc<tokio::runtime::Runtime>,
         retry: Retry,
         calls: ApiCalls,
+        flush_exclusive: bool,
     ) -> Result<WriteApi, PipelineError> {
         let setting = |e: tonic::transport::Error| {
             PipelineError::Setting(format!("the Storage Write API endpoint {endpoint:?}: {e}"))
@@ -95,6 +99,7 @@ impl WriteApi {
             runtime,
             retry,
             calls,
+            flush_exclusive,
         })
     }
 
@@ -185,10 +190,11 @@ impl WriteApi {
         Ok(outcome)
     }
 
-    /// Makes the stream's rows up to `offset` visible (see [`flush_offset`] for what
-    /// the number means). A stream flushed that far already answers as the server does:
+    /// Makes the stream's first `rows` rows visible (see [`flush_offset`] for the
+    /// offset that takes). A stream flushed that far already answers as the server does:
     /// the emulator with an error saying so, which is success here.
-    pub(crate) fn flush(&self, stream: &str, offset: i64) -> Result<(), PipelineError> {
+    pub(crate) fn flush(&self, stream: &str, rows: i64) -> Result<(), PipelineError> {
+        let offset = flush_offset(rows, self.flush_exclusive);
         let request = FlushRowsRequest {
             write_stream: stream.to_owned(),
             offset: Some(offset),
@@ -272,7 +278,7 @@ impl WriteApi {
 /// the last row's, `rows - 1`. The emulator (bqemulator 1.4) takes it as exclusive, and
 /// with BigQuery's number would keep the last row buffered, so the sink runs against it
 /// with `exclusive` set, and only then.
-pub(crate) fn flush_offset(rows: i64, exclusive: bool) -> i64 {
+fn flush_offset(rows: i64, exclusive: bool) -> i64 {
     if exclusive { rows } else { rows - 1 }
 }
 
