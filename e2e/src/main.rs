@@ -247,7 +247,7 @@ fn run(e2e: &E2e) -> Result<()> {
         },
     )?;
     steps.run("stop the broker and the emulators", || {
-        drop((broker, emulator));
+        drop((broker, emulator, gcs));
         Ok(())
     })?;
     println!(

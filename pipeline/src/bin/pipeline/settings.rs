@@ -84,7 +84,7 @@ pub struct Layer {
     /// The warehouse file (default data/warehouse.duckdb)
     #[arg(long, global = true, env = "MUSIC_ANALYTICS__DUCKDB", value_name = "PATH", help_heading = SINK)]
     pub duckdb: Option<PathBuf>,
-    /// Memory for DuckDB's buffers in MB, beyond which it spills beside the file (default 256)
+    /// Memory for DuckDB's buffers in MB, beyond which it spills beside the file (default 192)
     #[arg(long, global = true, env = "MUSIC_ANALYTICS__DUCKDB_MEMORY_MB", value_name = "MB", help_heading = SINK)]
     pub duckdb_memory_mb: Option<u64>,
     /// BigQuery: rows appended through the Storage Write API, views of the current rows
