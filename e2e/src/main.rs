@@ -569,7 +569,7 @@ fn fault_run(
         let started = Instant::now();
         loop {
             let written = metrics_port(&log)
-                .and_then(|port| metric(port, "pipeline_batches_total"))
+                .and_then(|port| xtask::process::metric(port, "pipeline_batches_total"))
                 .unwrap_or(0.0);
             if written >= 1.0 {
                 break;
@@ -626,15 +626,4 @@ fn metrics_port(log: &Path) -> Option<u16> {
     let text = std::fs::read_to_string(log).ok()?;
     let address = text.split("serving http://").nth(1)?.split('/').next()?;
     address.rsplit(':').next()?.parse().ok()
-}
-
-/// The sum of a metric's series on a pipeline's `/metrics`.
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let (_, body) = xtask::process::http(port, "GET", "/metrics", "").ok()?;
-    let values: Vec<f64> = body
-        .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
-        .collect();
-    (!values.is_empty()).then(|| values.iter().sum())
 }

@@ -593,11 +593,7 @@ fn a_broker_restart_during_a_run_loses_nothing() {
     );
     // Stop the broker as soon as the pipeline has consumed something.
     for _ in 0..200 {
-        let consumed = http_get(port, "/metrics").is_some_and(|(_, body)| {
-            body.lines()
-                .any(|l| l.starts_with("pipeline_messages_total{"))
-        });
-        if consumed {
+        if xtask::process::metric(port, "pipeline_messages_total").is_some() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));

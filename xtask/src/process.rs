@@ -101,6 +101,18 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, Str
     Ok((status, text))
 }
 
+/// The sum of a metric's series on a pipeline's `/metrics` at 127.0.0.1:`port`; `None`
+/// when it does not answer or has no such series.
+pub fn metric(port: u16, name: &str) -> Option<f64> {
+    let (_, body) = http(port, "GET", "/metrics", "").ok()?;
+    let values: Vec<f64> = body
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
+        .collect();
+    (!values.is_empty()).then(|| values.iter().sum())
+}
+
 /// `program` on the PATH.
 pub fn on_path(program: &str) -> Option<PathBuf> {
     let paths = std::env::var_os("PATH")?;

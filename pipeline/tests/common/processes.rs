@@ -145,17 +145,8 @@ pub fn kill_after_batches(args: &[&str], rounds: &[u64]) {
                 .args(["--listen", &listen])
                 .stderr(std::process::Stdio::null()),
         );
-        let batches = || -> u64 {
-            xtask::process::http(port, "GET", "/metrics", "")
-                .ok()
-                .and_then(|(_, body)| {
-                    body.lines()
-                        .find(|l| l.starts_with("pipeline_batches_total "))
-                        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-                })
-                .unwrap_or(0)
-        };
-        while batches() < *after_batches {
+        let batches = || xtask::process::metric(port, "pipeline_batches_total").unwrap_or(0.0);
+        while batches() < *after_batches as f64 {
             assert!(
                 child.0.try_wait().unwrap().is_none(),
                 "round {round}: the pipeline finished before it could be killed"
