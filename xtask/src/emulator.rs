@@ -126,18 +126,10 @@ impl Emulator {
 
     /// Whether the REST API answers a request (listing the project's datasets).
     fn ready(&self) -> bool {
-        use std::io::{Read, Write};
-        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
-            return false;
-        };
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let request = format!(
-            "GET /bigquery/v2/projects/{PROJECT}/datasets HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        );
-        let mut response = String::new();
-        stream.write_all(request.as_bytes()).is_ok()
-            && stream.read_to_string(&mut response).is_ok()
-            && response.starts_with("HTTP/1.1 200")
+        process::serves_ok(
+            self.port,
+            &format!("/bigquery/v2/projects/{PROJECT}/datasets"),
+        )
     }
 
     pub fn stop(&self) -> Result<()> {

@@ -91,8 +91,7 @@ impl Gcs {
 
     /// Whether the emulator lists the bucket it starts with.
     fn ready(&self) -> bool {
-        process::http(self.port, "GET", &format!("/storage/v1/b/{BUCKET}"), "")
-            .is_ok_and(|(status, _)| status == 200)
+        process::serves_ok(self.port, &format!("/storage/v1/b/{BUCKET}"))
     }
 
     pub fn stop(&self) -> Result<()> {

@@ -73,8 +73,27 @@ pub fn tail(path: &Path) -> String {
 /// One HTTP request to 127.0.0.1:`port`, with `body` as JSON unless it is empty: the
 /// status code, whatever it is, and the whole body.
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> Result<(u16, String)> {
+    request(port, method, path, body, None)
+}
+
+/// Whether a GET of `path` on 127.0.0.1:`port` answers 200 within two seconds: a
+/// readiness probe, which a service that accepts connections but hangs must fail.
+pub fn serves_ok(port: u16, path: &str) -> bool {
+    request(port, "GET", path, "", Some(Duration::from_secs(2)))
+        .is_ok_and(|(status, _)| status == 200)
+}
+
+/// [`http`], given up after `within` when that is set.
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+    within: Option<Duration>,
+) -> Result<(u16, String)> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .timeout_global(within)
         .build()
         .into();
     let request = ureq::http::Request::builder()
