@@ -277,11 +277,10 @@ impl CheckpointLog {
     /// The next offset of every partition any instance of the warehouse wrote from: the
     /// furthest, as a partition moves between instances only forward.
     pub fn offsets(&self) -> Result<Offsets, PipelineError> {
-        self.count("objects.list");
         let listed = self
-            .staging
-            .runtime()
-            .block_on(self.staging.store().list_with_delimiter(Some(&self.root)))
+            .call("objects.list", |store| {
+                store.list_with_delimiter(Some(&self.root))
+            })
             .map_err(|e| self.error(format!("cannot list {}", self.root), e.into()))?;
         let mut offsets = Offsets::new();
         for folder in listed.common_prefixes {
@@ -332,11 +331,10 @@ impl CheckpointLog {
             bytes: bytes.len() as u64,
         };
         let path = self.path(&object.name);
-        self.count("objects.put");
-        self.staging
-            .runtime()
-            .block_on(self.staging.store().put(&path, PutPayload::from(bytes)))
-            .map_err(|e| self.error(format!("cannot write {path}"), e.into()))?;
+        self.call("objects.put", |store| {
+            store.put(&path, PutPayload::from(bytes))
+        })
+        .map_err(|e| self.error(format!("cannot write {path}"), e.into()))?;
         state.push(object.clone());
         let manifest = Manifest {
             sequence,
@@ -393,11 +391,10 @@ impl CheckpointLog {
     /// The highest-numbered manifest in an instance's folder.
     fn last_manifest(&self, folder: &ObjectPath) -> Result<Option<Manifest>, PipelineError> {
         let manifests: ObjectPath = folder.parts().chain(["manifests".into()]).collect();
-        self.count("objects.list");
         let listed = self
-            .staging
-            .runtime()
-            .block_on(self.staging.store().list_with_delimiter(Some(&manifests)))
+            .call("objects.list", |store| {
+                store.list_with_delimiter(Some(&manifests))
+            })
             .map_err(|e| self.error(format!("cannot list {manifests}"), e.into()))?;
         let Some(last) = listed
             .objects
@@ -427,18 +424,17 @@ impl CheckpointLog {
     }
 
     fn read(&self, path: &ObjectPath) -> Result<Vec<u8>, PipelineError> {
-        self.count("objects.get");
-        self.staging
-            .runtime()
-            .block_on(async { self.staging.store().get(path).await?.bytes().await })
-            .map(|bytes| bytes.to_vec())
-            .map_err(|e| match e {
-                object_store::Error::NotFound { .. } => PipelineError::Incompatible(format!(
-                    "{}: {path} is gone, though the last manifest names it",
-                    self.place
-                )),
-                e => self.error(format!("cannot read {path}"), e.into()),
-            })
+        self.call("objects.get", |store| async move {
+            store.get(path).await?.bytes().await
+        })
+        .map(|bytes| bytes.to_vec())
+        .map_err(|e| match e {
+            object_store::Error::NotFound { .. } => PipelineError::Incompatible(format!(
+                "{}: {path} is gone, though the last manifest names it",
+                self.place
+            )),
+            e => self.error(format!("cannot read {path}"), e.into()),
+        })
     }
 
     /// Creates the manifest's object, refusing to replace one: returns its size. A
@@ -453,14 +449,9 @@ impl CheckpointLog {
             mode: PutMode::Create,
             ..PutOptions::default()
         };
-        match self
-            .staging
-            .runtime()
-            .block_on(
-                self.staging
-                    .store()
-                    .put_opts(&path, PutPayload::from(bytes), create),
-            ) {
+        match self.call("objects.put", |store| {
+            store.put_opts(&path, PutPayload::from(bytes), create)
+        }) {
             Ok(_) => Ok(size),
             Err(object_store::Error::AlreadyExists { .. }) => {
                 let found = self.read_manifest(&path)?;
@@ -514,11 +505,10 @@ impl CheckpointLog {
         let mut stale = Vec::new();
         for folder in ["manifests", "state"] {
             let prefix = self.path(folder);
-            self.count("objects.list");
             let listed = self
-                .staging
-                .runtime()
-                .block_on(self.staging.store().list_with_delimiter(Some(&prefix)))
+                .call("objects.list", |store| {
+                    store.list_with_delimiter(Some(&prefix))
+                })
                 .map_err(|e| self.error(format!("cannot list {prefix}"), e.into()))?;
             stale.extend(
                 listed
@@ -534,12 +524,7 @@ impl CheckpointLog {
     /// Deleting is tidying only: a failure leaves garbage, never a wrong checkpoint.
     fn delete(&self, stale: Vec<ObjectPath>) -> Result<(), PipelineError> {
         for path in stale {
-            self.count("objects.delete");
-            match self
-                .staging
-                .runtime()
-                .block_on(self.staging.store().delete(&path))
-            {
+            match self.call("objects.delete", |store| store.delete(&path)) {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
                 Err(e) => return Err(self.error(format!("cannot delete {path}"), e.into())),
             }
@@ -553,8 +538,20 @@ impl CheckpointLog {
             || self.head.state.iter().any(|o| self.path(&o.name) == *path)
     }
 
-    fn count(&self, call: &'static str) {
+    /// Runs one request to the object store to its end, counted under `call` (the
+    /// metric's name for it).
+    fn call<'a, T, F>(
+        &'a self,
+        call: &'static str,
+        request: impl FnOnce(&'a dyn ObjectStore) -> F,
+    ) -> object_store::Result<T>
+    where
+        F: Future<Output = object_store::Result<T>>,
+    {
         self.staging.count(call);
+        self.staging
+            .runtime()
+            .block_on(request(self.staging.store().as_ref()))
     }
 
     fn error(&self, doing: String, error: Cause) -> PipelineError {
