@@ -879,16 +879,9 @@ fn dead_letters_wait_for_a_broker_that_went_away_and_nothing_is_lost() {
         ])
         .stderr(Stdio::null()),
     );
-    let metric = |name: &str| -> u64 {
-        http_get(port, "/metrics").map_or(0, |(_, body)| {
-            body.lines()
-                .filter(|l| l.starts_with(name))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-                .sum()
-        })
-    };
+    let metric = |name: &str| xtask::process::metric(port, name).unwrap_or(0.0);
     let began = std::time::Instant::now();
-    while metric("pipeline_messages_total{") < 50 {
+    while metric("pipeline_messages_total") < 50.0 {
         assert!(
             began.elapsed() < Duration::from_secs(60),
             "nothing consumed"
@@ -898,7 +891,7 @@ fn dead_letters_wait_for_a_broker_that_went_away_and_nothing_is_lost() {
     broker.stop().unwrap();
     let began = std::time::Instant::now();
     let mut not_ready = false;
-    while metric("pipeline_retries_total{what=\"dead_letter_topics\"}") < 2 {
+    while metric("pipeline_retries_total{what=\"dead_letter_topics\"}") < 2.0 {
         assert!(
             began.elapsed() < Duration::from_secs(60),
             "no dead-letter retries while the broker was down"

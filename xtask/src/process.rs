@@ -121,12 +121,17 @@ fn request(
 }
 
 /// The sum of a metric's series on a pipeline's `/metrics` at 127.0.0.1:`port`; `None`
-/// when it does not answer or has no such series.
+/// when it does not answer or has no such series. `name` may give the first labels of
+/// the series wanted, as in `pipeline_retries_total{what="warehouse"}`.
 pub fn metric(port: u16, name: &str) -> Option<f64> {
     let (_, body) = http(port, "GET", "/metrics", "").ok()?;
+    let (prefix, next): (&str, &[char]) = match name.strip_suffix('}') {
+        Some(labelled) => (labelled, &['}', ',']),
+        None => (name, &[' ', '{']),
+    };
     let values: Vec<f64> = body
         .lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter(|l| l.starts_with(prefix) && l[prefix.len()..].starts_with(next))
         .filter_map(|l| l.rsplit(' ').next()?.parse().ok())
         .collect();
     (!values.is_empty()).then(|| values.iter().sum())
