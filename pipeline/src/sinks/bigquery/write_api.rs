@@ -276,8 +276,8 @@ impl WriteApi {
 /// The offset to give FlushRows so that every row before `rows` becomes visible.
 /// BigQuery's offset is inclusive ("rows before this offset, including this offset"):
 /// the last row's, `rows - 1`. The emulator (bqemulator 1.4) takes it as exclusive, and
-/// with BigQuery's number would keep the last row buffered, so the sink runs against it
-/// with `exclusive` set, and only then.
+/// with BigQuery's number would keep the last row buffered, so a client of the emulator
+/// is connected with `flush_exclusive` set, and only then.
 fn flush_offset(rows: i64, exclusive: bool) -> i64 {
     if exclusive { rows } else { rows - 1 }
 }
